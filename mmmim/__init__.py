@@ -1,7 +1,13 @@
 """mmmim: masked image modeling as an OpenMMLab plugin.
 
-Importing this package registers its components into mmpretrain's registries.
+Importing this package registers its components into mmpretrain's registries and
+makes mmengine load full checkpoints on current PyTorch (see ``mmmim.utils.compat``).
 """
+from .utils import patch_mmengine_checkpoint_loading
 from .version import __version__
+
+patch_mmengine_checkpoint_loading()
+
+from . import datasets, engine, models  # noqa: E402,F401  (registration)
 
 __all__ = ['__version__']

@@ -1,0 +1,53 @@
+"""Patch masks (1 = masked, hidden from the encoder) shared by all algorithms."""
+from typing import List, Optional
+
+import torch
+
+
+def masks_from_data_samples(data_samples: Optional[List]) -> Optional[torch.Tensor]:
+    """Stack ``data_samples[i].mask`` into a (B, L) bool tensor, or None.
+
+    The pipeline's mask (a MaskGenerator transform, packed by ``PackInputs``
+    with ``algorithm_keys=['mask']``) is used exactly when every sample has one.
+    """
+    if not data_samples or not all('mask' in s for s in data_samples):
+        return None
+    mask = torch.stack([torch.as_tensor(s.mask) for s in data_samples])
+    return mask.flatten(1).bool()
+
+
+def random_patch_mask(batch_size: int,
+                      num_patches: int,
+                      mask_ratio: float,
+                      device=None,
+                      generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """MAE's per-image random mask, vectorised: (B, L) bool.
+
+    Exactly ``L - int(L * (1 - mask_ratio))`` patches are masked in every image.
+    """
+    if not 0 < mask_ratio < 1:
+        raise ValueError(f'mask_ratio must be in (0, 1), got {mask_ratio}')
+    num_visible = int(num_patches * (1 - mask_ratio))
+    noise = torch.rand(batch_size, num_patches, device=device,
+                       generator=generator)
+    masked_ids = noise.argsort(dim=1)[:, num_visible:]
+    mask = torch.zeros(batch_size, num_patches, dtype=torch.bool,
+                       device=device)
+    return mask.scatter_(1, masked_ids, True)
+
+
+def visible_first_order(mask: torch.Tensor):
+    """Indices putting visible patches first, then masked, each in raster order.
+
+    Returns ``(ids_shuffle, ids_restore, num_visible)`` as MAE's decoder expects;
+    every image must hide the same number of patches.
+    """
+    mask = mask.flatten(1)
+    counts = mask.sum(dim=1)
+    if bool((counts != counts[0]).any()):
+        raise ValueError('every image in the batch must mask the same number '
+                         f'of patches, got counts {counts.tolist()}')
+    num_visible = mask.shape[1] - int(counts[0])
+    ids_shuffle = torch.argsort(mask.to(torch.uint8), dim=1, stable=True)
+    ids_restore = torch.argsort(ids_shuffle, dim=1)
+    return ids_shuffle, ids_restore, num_visible

@@ -1,0 +1,21 @@
+import os
+
+import pytest
+import torch
+
+import mmmim  # noqa: F401  (registers components)
+
+FASHION_MNIST_ROOT = '/usr/share/datasets/fashion-mnist'
+
+# The suite is sized for 2 CPU cores; keep torch from oversubscribing them.
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+requires_fashion_mnist = pytest.mark.skipif(
+    not os.path.isfile(
+        os.path.join(FASHION_MNIST_ROOT, 't10k-images-idx3-ubyte.gz')),
+    reason='Debian package dataset-fashion-mnist is not installed')
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
