@@ -1,0 +1,1 @@
+from .masked_vit import MaskedViT  # noqa: F401

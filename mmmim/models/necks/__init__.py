@@ -1,0 +1,1 @@
+from .mae_decoder import MAEDecoder  # noqa: F401

@@ -1,0 +1,2 @@
+from .base import MIMSelfSupervisor  # noqa: F401
+from .mae import MAEPretrainer  # noqa: F401

@@ -1,0 +1,173 @@
+"""A ViT that takes explicit patch masks for MIM and serves dense maps for transfer."""
+from typing import Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+
+from mmpretrain.models import VisionTransformer
+from mmpretrain.models.utils import resize_pos_embed
+from mmpretrain.registry import MODELS
+from ..utils import sincos_pos_embed_2d, visible_first_order
+
+
+@MODELS.register_module()
+class MaskedViT(VisionTransformer):
+    """Vision Transformer for masked image modeling and its transfer.
+
+    ``forward(x, mask)`` with a (B, L) or (B, h, w) mask (1 = masked) runs
+    pre-training in one of two styles:
+
+    - ``mask_mode='drop'`` (MAE, HPM, SIM): only the visible patches are
+      encoded, in raster order. Returns ``(tokens, ids_restore)`` where
+      ``tokens`` is (B, 1 + V, C) with the cls token first and ``ids_restore``
+      restores raster order after ``[visible, masked]`` concatenation (what
+      MAE's decoder expects).
+    - ``mask_mode='replace'``: a learnable mask token replaces the masked patch
+      embeddings; returns the (B, 1 + L, C) tokens.
+
+    ``forward(x)`` (no mask) is mmpretrain's ViT forward: a tuple of outputs
+    at ``out_indices`` in ``out_type`` format (``'featmap'``: NCHW maps, the
+    default here, for detection / segmentation / evaluation), with the position
+    embedding interpolated to the input size.
+
+    Args:
+        arch: mmpretrain ViT arch name ('tiny', 'small', 'base', 'large',
+            'huge', ...) or a dict with embed_dims, num_layers, num_heads,
+            feedforward_channels.
+        mask_mode: ``'drop'`` or ``'replace'``.
+        pos_embed_type: ``'sincos'`` (fixed 2-D sin-cos, not trained, as in
+            MAE / HPM / SIM) or ``'learnable'``.
+        sincos_layout: ``'xy'`` (MAE, HPM) or ``'yx'`` (SIM); see METHODS.md.
+        frozen_patch_embed: keep the (random) patch embedding fixed (SIM).
+        init_mode: ``'mae'`` (xavier-uniform Linear layers and patch conv,
+            normal(0.02) tokens, as the MAE reference) or ``'default'``
+            (mmpretrain's initialisation).
+        Other arguments are those of mmpretrain's ``VisionTransformer``.
+    """
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'base',
+                 img_size: int = 224,
+                 patch_size: int = 16,
+                 out_indices: Union[Sequence[int], int] = -1,
+                 drop_rate: float = 0.,
+                 drop_path_rate: float = 0.,
+                 norm_cfg: dict = dict(type='LN', eps=1e-6),
+                 final_norm: bool = True,
+                 out_type: str = 'featmap',
+                 mask_mode: str = 'drop',
+                 pos_embed_type: str = 'sincos',
+                 sincos_layout: str = 'xy',
+                 frozen_patch_embed: bool = False,
+                 init_mode: str = 'mae',
+                 **kwargs) -> None:
+        super().__init__(
+            arch=arch,
+            img_size=img_size,
+            patch_size=patch_size,
+            out_indices=out_indices,
+            drop_rate=drop_rate,
+            drop_path_rate=drop_path_rate,
+            norm_cfg=norm_cfg,
+            final_norm=final_norm,
+            out_type=out_type,
+            with_cls_token=True,
+            **kwargs)
+        img_hw = self.patch_embed.init_input_size
+        if img_hw[0] % patch_size or img_hw[1] % patch_size:
+            raise ValueError(f'img_size {img_size} is not divisible by '
+                             f'patch_size {patch_size}')
+        if mask_mode not in ('drop', 'replace'):
+            raise ValueError(f"mask_mode must be 'drop' or 'replace', "
+                             f'got {mask_mode!r}')
+        if pos_embed_type not in ('sincos', 'learnable'):
+            raise ValueError("pos_embed_type must be 'sincos' or "
+                             f"'learnable', got {pos_embed_type!r}")
+        if init_mode not in ('mae', 'default'):
+            raise ValueError(f"init_mode must be 'mae' or 'default', "
+                             f'got {init_mode!r}')
+        self.mask_mode = mask_mode
+        self.pos_embed_type = pos_embed_type
+        self.sincos_layout = sincos_layout
+        self.init_mode = init_mode
+        self.num_patches = self.patch_resolution[0] * self.patch_resolution[1]
+        if pos_embed_type == 'sincos':
+            self.pos_embed.requires_grad = False
+        self.mask_token = (
+            nn.Parameter(torch.zeros(1, 1, self.embed_dims))
+            if mask_mode == 'replace' else None)
+        self.frozen_patch_embed = frozen_patch_embed
+        if frozen_patch_embed:
+            for param in self.patch_embed.parameters():
+                param.requires_grad = False
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        if (isinstance(self.init_cfg, dict)
+                and self.init_cfg.get('type') == 'Pretrained'):
+            return
+        if self.init_mode == 'mae':
+            for m in self.modules():
+                if isinstance(m, nn.Linear):
+                    nn.init.xavier_uniform_(m.weight)
+                    if m.bias is not None:
+                        nn.init.zeros_(m.bias)
+                elif isinstance(m, nn.LayerNorm):
+                    nn.init.ones_(m.weight)
+                    nn.init.zeros_(m.bias)
+            w = self.patch_embed.projection.weight.data
+            nn.init.xavier_uniform_(w.view(w.shape[0], -1))
+            nn.init.zeros_(self.patch_embed.projection.bias)
+            nn.init.normal_(self.cls_token, std=.02)
+            if self.mask_token is not None:
+                nn.init.normal_(self.mask_token, std=.02)
+        if self.pos_embed_type == 'sincos':
+            self.pos_embed.data.copy_(
+                sincos_pos_embed_2d(*self.patch_resolution, self.embed_dims,
+                                    self.sincos_layout, cls_token=True))
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.frozen_patch_embed:
+            self.patch_embed.eval()
+        return self
+
+    def _embed_patches(self, x: torch.Tensor):
+        """Patch embedding + position embedding (without the cls row)."""
+        x, patch_resolution = self.patch_embed(x)
+        pos_embed = resize_pos_embed(
+            self.pos_embed,
+            self.patch_resolution,
+            patch_resolution,
+            mode=self.interpolate_mode,
+            num_extra_tokens=self.num_extra_tokens)
+        return x + pos_embed[:, 1:], pos_embed[:, :1], patch_resolution
+
+    def _encode(self, x: torch.Tensor, cls_pos: torch.Tensor) -> torch.Tensor:
+        cls_token = (self.cls_token + cls_pos).expand(x.shape[0], -1, -1)
+        x = torch.cat((cls_token, x), dim=1)
+        x = self.drop_after_pos(x)
+        x = self.pre_norm(x)
+        for layer in self.layers:
+            x = layer(x)
+        if self.final_norm:
+            x = self.ln1(x)
+        return x
+
+    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None):
+        if mask is None:
+            return super().forward(x)
+        x, cls_pos, _ = self._embed_patches(x)
+        mask = mask.flatten(1)
+        if mask.shape[1] != x.shape[1]:
+            raise ValueError(f'mask has {mask.shape[1]} patches but the image '
+                             f'has {x.shape[1]}')
+        if self.mask_mode == 'replace':
+            w = mask.unsqueeze(-1).to(x.dtype)
+            x = x * (1. - w) + self.mask_token.to(x.dtype) * w
+            return self._encode(x, cls_pos)
+        ids_shuffle, ids_restore, num_visible = visible_first_order(mask)
+        ids_keep = ids_shuffle[:, :num_visible]
+        x = torch.gather(
+            x, 1, ids_keep.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+        return self._encode(x, cls_pos), ids_restore
