@@ -1,1 +1,2 @@
 
+from .mask_generators import BlockwiseMaskGenerator, RandomMaskGenerator  # noqa: F401
