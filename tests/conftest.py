@@ -19,3 +19,10 @@ requires_fashion_mnist = pytest.mark.skipif(
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True, scope='session')
+def _quiet_init_logs():
+    """mmengine logs every parameter's init at INFO outside a Runner."""
+    from mmengine.logging import MMLogger
+    MMLogger.get_instance('mmengine').setLevel('WARNING')

@@ -1,1 +1,3 @@
 from .masked_vit import MaskedViT  # noqa: F401
+from .simmim_vit import SimMIMViT  # noqa: F401
+from .itpn_hivit import iTPNBackbone  # noqa: F401

@@ -1,2 +1,4 @@
 from .base import MIMSelfSupervisor  # noqa: F401
 from .mae import MAEPretrainer  # noqa: F401
+from .simmim import SimMIMPretrainer  # noqa: F401
+from .itpn import iTPNPretrainer  # noqa: F401

@@ -1,0 +1,69 @@
+"""SimMIM's ViT: BEiT-style layers, a mask token that replaces masked patches."""
+import math
+
+import torch
+import torch.nn as nn
+from mmengine.model.weight_init import trunc_normal_
+
+from mmpretrain.models import BEiTPretrainViT
+from mmpretrain.registry import MODELS
+
+
+def trunc_normal_one_sigma_(tensor: torch.Tensor, std: float = .02):
+    """SimMIM's truncated normal: truncated at +-1 sigma, not +-2."""
+    return trunc_normal_(tensor, mean=0., std=std, a=-std, b=std)
+
+
+@MODELS.register_module()
+class SimMIMViT(BEiTPretrainViT):
+    """ViT for SimMIM (METHODS.md s.2), on mmpretrain's ``BEiTPretrainViT``.
+
+    Defaults are the reference's: no absolute position embedding, one relative
+    position bias table shared by all layers, layer scale 0.1 on both residual
+    branches, q/v biases (k bias fixed at 0). ``forward(x, mask)`` substitutes
+    the mask token for masked patch embeddings and returns ``(tokens,)`` with
+    tokens (B, 1 + L, C); ``forward(x)`` (no mask) returns outputs in
+    ``out_type`` format (NCHW maps with ``'featmap'``) for transfer.
+
+    Args:
+        init_mode (str): ``'simmim'``: every truncated-normal init (std 0.02,
+            Linear weights, cls and mask tokens) truncated at +-1 sigma, zero
+            biases, LayerNorm (1, 0), then the attention and MLP output
+            projections of block l divided by sqrt(2 l), as the reference.
+            ``'beit'``: mmpretrain's BEiT initialisation.
+        Other arguments are those of ``BEiTPretrainViT``.
+    """
+
+    def __init__(self, *args, drop_path_rate: float = 0.1,
+                 init_mode: str = 'simmim', **kwargs):
+        super().__init__(*args, drop_path_rate=drop_path_rate, **kwargs)
+        if init_mode not in ('simmim', 'beit'):
+            raise ValueError(f"init_mode must be 'simmim' or 'beit', "
+                             f'got {init_mode!r}')
+        self.init_mode = init_mode
+
+    def init_weights(self) -> None:
+        if self.init_mode == 'beit':
+            return super().init_weights()
+        if (isinstance(self.init_cfg, dict)
+                and self.init_cfg.get('type') == 'Pretrained'):
+            return super(BEiTPretrainViT, self).init_weights()
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                trunc_normal_one_sigma_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        trunc_normal_one_sigma_(self.cls_token)
+        trunc_normal_one_sigma_(self.mask_token)
+        if self.pos_embed is not None:
+            trunc_normal_one_sigma_(self.pos_embed)
+        for layer_id, layer in enumerate(self.layers, start=1):
+            layer.attn.proj.weight.data.div_(math.sqrt(2. * layer_id))
+            layer.ffn.layers[1].weight.data.div_(math.sqrt(2. * layer_id))
+
+    @property
+    def num_patches(self) -> int:
+        return self.patch_resolution[0] * self.patch_resolution[1]

@@ -1,0 +1,39 @@
+"""SimMIM (ViT): mask tokens in, pixels of the masked patches out (METHODS.md s.2)."""
+from typing import Dict, List
+
+import torch
+
+from mmpretrain.registry import MODELS
+from .base import MIMSelfSupervisor
+
+
+@MODELS.register_module()
+class SimMIMPretrainer(MIMSelfSupervisor):
+    """SimMIM pre-training of a ViT.
+
+    Composes a ``SimMIMViT`` (or ``MaskedViT`` with ``mask_mode='replace'``)
+    backbone, mmpretrain's ``SimMIMLinearDecoder`` neck (1x1 conv +
+    PixelShuffle) and ``SimMIMHead`` with ``MaskedPixelL1Loss``. The pipeline
+    normally gives the mask (``RandomMaskGenerator`` with
+    ``mask_patch_size=32``); without one, a per-patch random mask is drawn.
+    """
+
+    def predict_pixels(self, inputs: torch.Tensor,
+                       mask: torch.Tensor) -> torch.Tensor:
+        """Reconstructed image (B, C, H, W) in normalised pixel space."""
+        tokens = self.backbone(inputs, mask)
+        if isinstance(tokens, (tuple, list)):
+            tokens = tokens[-1]
+        h, w = self.backbone.patch_resolution
+        # drop the cls token, tokens -> NCHW map for the 1x1-conv decoder
+        feat = tokens[:, 1:].transpose(1, 2).reshape(tokens.shape[0], -1, h, w)
+        return self.neck(feat)
+
+    def loss(self, inputs: torch.Tensor, data_samples: List,
+             **kwargs) -> Dict[str, torch.Tensor]:
+        mask = self.get_mask(inputs, data_samples)
+        h, w = self.backbone.patch_resolution
+        pred = self.predict_pixels(inputs, mask)
+        loss = self.head.loss(pred, inputs,
+                              mask.view(-1, h, w).to(pred.dtype))
+        return dict(loss=loss)
