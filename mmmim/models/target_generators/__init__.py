@@ -1,0 +1,1 @@
+from .hpm_target import HPMTarget, PatchHOGGenerator  # noqa: F401

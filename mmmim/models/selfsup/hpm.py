@@ -1,0 +1,147 @@
+"""HPM: MAE plus a loss predictor whose EMA teacher mines hard patches (METHODS.md s.3)."""
+from typing import Dict, List, Optional
+
+import torch
+import torch.nn as nn
+
+from mmpretrain.registry import MODELS
+from ..losses.hpm_losses import patch_cosine_distance, patch_mse
+from ..utils import masks_from_data_samples
+from .base import MIMSelfSupervisor
+
+
+@MODELS.register_module()
+class HPMPretrainer(MIMSelfSupervisor):
+    """Hard patches mining pre-training.
+
+    Composes a ``MaskedViT`` backbone (``mask_mode='drop'``), an
+    ``MAEDecoder`` neck (reconstruction decoder and the shared token
+    embedding), a ``LossPredictorHead`` and an ``HPMTarget`` target generator
+    (the EMA teacher of backbone + neck + loss predictor, updated by
+    ``HPMTeacherHook``).
+
+    Each step: the teacher predicts a loss for every patch of the fully
+    visible image and builds the easy-to-hard mask (an explicit pipeline mask
+    in ``data_samples[i].mask`` overrides it); the student encodes the visible
+    patches; both decoders read the same embedded tokens;
+    ``loss_rec`` = masked mean of the per-patch reconstruction losses,
+    ``loss_pred`` = loss-prediction loss on the detached per-patch losses.
+    mmengine sums both (they are logged separately).
+
+    Args:
+        backbone, neck (dict): ``MaskedViT`` and ``MAEDecoder`` configs. For
+            ``target='hog'`` / ``'teacher'`` set the neck's
+            ``predict_feature_dim`` to the target width.
+        head (dict, optional): ``MAEPretrainHead`` for ``target='pixel'``
+            (patchify and ``norm_pix``; the reference trains without).
+        loss_predictor (dict): ``LossPredictorHead`` config.
+        target_generator (dict): ``HPMTarget`` config; its ``mask_ratio``
+            defaults to this algorithm's.
+        target (str): Reconstruction target: ``'pixel'``, ``'hog'``
+            (``PatchHOGGenerator`` on the normalised image, per-patch MSE) or
+            ``'teacher'`` (the EMA encoder's patch tokens on the full image;
+            loss = sum over channels of the squared difference of the
+            l2-normalised prediction and target).
+        hog_cfg (dict, optional): Extra ``PatchHOGGenerator`` arguments
+            (``patch_size`` is taken from the backbone).
+        mask_ratio (float): r. Defaults to 0.75.
+        data_preprocessor, init_cfg: as ``BaseSelfSupervisor``.
+    """
+
+    TARGETS = ('pixel', 'hog', 'teacher')
+
+    def __init__(self,
+                 backbone: dict,
+                 neck: dict,
+                 loss_predictor: dict,
+                 target_generator: dict,
+                 head: Optional[dict] = None,
+                 target: str = 'pixel',
+                 hog_cfg: Optional[dict] = None,
+                 mask_ratio: float = 0.75,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        if target not in self.TARGETS:
+            raise ValueError(f'target must be one of {self.TARGETS}, '
+                             f'got {target!r}')
+        if target == 'pixel' and head is None:
+            raise ValueError("target='pixel' needs a head (MAEPretrainHead)")
+        if isinstance(target_generator, dict):
+            target_generator = dict(target_generator)
+            target_generator.setdefault('mask_ratio', mask_ratio)
+        super().__init__(
+            backbone=backbone,
+            neck=neck,
+            head=head,
+            target_generator=target_generator,
+            data_preprocessor=data_preprocessor,
+            init_cfg=init_cfg,
+            mask_ratio=mask_ratio)
+        self.loss_predictor = (
+            loss_predictor if isinstance(loss_predictor, nn.Module) else
+            MODELS.build(loss_predictor))
+        self.target = target
+        if target == 'hog':
+            hog_cfg = dict(hog_cfg or {})
+            hog_cfg.setdefault('patch_size',
+                               self.backbone.patch_embed.projection.stride[0])
+            self.hog = MODELS.build(dict(type='PatchHOGGenerator', **hog_cfg))
+        self.target_generator.init_teacher(self.student_parts())
+
+    def student_parts(self) -> Dict[str, nn.Module]:
+        """The modules the teacher averages (the whole student)."""
+        return dict(
+            backbone=self.backbone,
+            neck=self.neck,
+            loss_predictor=self.loss_predictor)
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        # the teacher starts as an exact copy of the initialised student
+        self.target_generator.copy_from(self.student_parts())
+
+    @torch.no_grad()
+    def update_teacher(self, momentum: Optional[float] = None) -> float:
+        """EMA step of the teacher; call after every optimiser step."""
+        return self.target_generator.update(self.student_parts(), momentum)
+
+    def construct_target(self, inputs: torch.Tensor,
+                         teacher_feats: Optional[torch.Tensor]
+                         ) -> torch.Tensor:
+        """Per-patch reconstruction target, (B, L, D)."""
+        if self.target == 'pixel':
+            return self.head.construct_target(inputs)
+        if self.target == 'hog':
+            return self.hog(inputs)
+        return teacher_feats
+
+    def patch_losses(self, pred: torch.Tensor,
+                     target: torch.Tensor) -> torch.Tensor:
+        """Per-patch reconstruction losses, (B, L)."""
+        if self.target == 'teacher':
+            return patch_cosine_distance(pred, target)
+        return patch_mse(pred, target)
+
+    def loss(self, inputs: torch.Tensor, data_samples: List,
+             **kwargs) -> Dict[str, torch.Tensor]:
+        explicit = masks_from_data_samples(data_samples) is not None
+        teacher_scores = teacher_feats = None
+        if not explicit or self.target == 'teacher':
+            teacher_scores, teacher_feats = self.target_generator(inputs)
+        if explicit:
+            mask = self.get_mask(inputs, data_samples)
+        else:
+            mask = self.target_generator.generate_mask(teacher_scores)
+
+        latent, ids_restore = self.backbone(inputs, mask)
+        tokens = self.neck.embed_tokens(latent, ids_restore)
+        pred = self.neck.decode(tokens)
+        # the loss predictor reads the same tokens, not detached (reference)
+        pred_losses = self.loss_predictor(tokens)
+
+        target = self.construct_target(inputs, teacher_feats)
+        per_patch = self.patch_losses(pred, target)
+        maskf = mask.to(per_patch.dtype)
+        loss_rec = (per_patch * maskf).sum() / maskf.sum()
+        loss_pred = self.loss_predictor.loss(pred_losses, per_patch, mask)
+        return dict(loss_rec=loss_rec, loss_pred=loss_pred)
