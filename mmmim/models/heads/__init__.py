@@ -1,1 +1,2 @@
 from .loss_predictor_head import LossPredictorHead  # noqa: F401
+from .itpn_heads import iTPNPixelHead  # noqa: F401

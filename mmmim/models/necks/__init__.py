@@ -1,1 +1,3 @@
 from .mae_decoder import MAEDecoder  # noqa: F401
+from .itpn_pyramid import iTPNPyramidNeck  # noqa: F401
+from .itpn_decoder import iTPNPixelDecoder  # noqa: F401

@@ -1,0 +1,91 @@
+# iTPN HiViT-B, pixel targets, 800 epochs: the reference recipe (MAE's):
+# total batch 4096, AdamW (0.9, 0.95), wd 0.05, base lr 1.5e-4 x 4096 / 256,
+# 40 warm-up epochs then cosine to 0 (per iteration), fp16 with dynamic loss
+# scaling, RandomResizedCrop(224, 0.2-1, bicubic) + flip, 75 % random masking.
+#   tools/dist_train.sh configs/itpn/itpn-base_pixel_800e.py 8
+# (8 x 512 per process; with another total batch add --auto-scale-lr).
+_base_ = [
+    '../_base_/datasets/imagenet_mae.py',
+    '../_base_/default_runtime.py',
+]
+
+img_size = 224
+patch_size = 16
+model = dict(
+    type='iTPNPretrainer',
+    mask_ratio=0.75,  # used only when the pipeline gives no mask
+    backbone=dict(
+        type='iTPNBackbone',
+        arch='base',  # 3 + 3 MLP blocks, 24 attention blocks, width 512
+        img_size=img_size,
+        patch_size=patch_size,
+        mask_mode='drop',  # masked patches dropped before the stem
+        use_rel_pos_bias=False,
+        pos_embed_learnable=True,  # sin-cos initialised, trained (reference)
+        drop_path_rate=0.0),
+    neck=dict(
+        type='iTPNPyramidNeck',
+        in_channels=512,
+        fpn_dim=256,
+        fpn_depth=2,
+        out_mode='tokens'),
+    decoder=dict(
+        type='iTPNPixelDecoder',
+        num_patches=(img_size // patch_size)**2,
+        patch_size=patch_size,
+        fpn_dim=256,
+        embed_dim=512,
+        depth=8,
+        num_heads=16),
+    head=dict(
+        type='iTPNPixelHead',
+        norm_pix=True,  # the reference always normalises target pixels
+        patch_size=patch_size,
+        loss=dict(type='PixelReconstructionLoss', criterion='L2')))
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(
+        type='RandomResizedCrop',
+        scale=img_size,
+        crop_ratio_range=(0.2, 1.0),
+        backend='pillow',
+        interpolation='bicubic'),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='RandomMaskGenerator', input_size=img_size,
+         patch_size=patch_size, mask_ratio=0.75),
+    dict(type='PackInputs', algorithm_keys=['mask']),
+]
+train_dataloader = dict(batch_size=512, dataset=dict(pipeline=train_pipeline))
+
+# fp16 + dynamic loss scaling as the reference (AmpOptimWrapper's default);
+# on a CPU-only machine override optim_wrapper.type=OptimWrapper
+base_lr = 1.5e-4
+optim_wrapper = dict(
+    type='AmpOptimWrapper',
+    optimizer=dict(
+        type='AdamW', lr=base_lr * 4096 / 256, betas=(0.9, 0.95),
+        weight_decay=0.05),
+    paramwise_cfg=dict(
+        norm_decay_mult=0.0,
+        bias_decay_mult=0.0,
+        flat_decay_mult=0.0,
+        custom_keys={
+            'pos_embed': dict(decay_mult=0.),
+            'mask_token': dict(decay_mult=0.),
+        }))
+
+warmup_epochs = 40
+max_epochs = 800
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0,
+         end=warmup_epochs, convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', T_max=max_epochs - warmup_epochs,
+         eta_min=0.0, by_epoch=True, begin=warmup_epochs, end=max_epochs,
+         convert_to_iter_based=True),
+]
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
+auto_scale_lr = dict(base_batch_size=4096)
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=100),
+    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3))
