@@ -16,6 +16,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import mmmim  # noqa: F401  (registers components, checkpoint loading shim)
+from mmmim.utils import init_cpu_process_group
 
 
 def parse_args(argv=None):
@@ -71,11 +72,6 @@ def merge_args(cfg, args):
         cfg.val_evaluator = None
 
     cfg.launcher = args.launcher
-    if cfg.launcher != 'none' and 'env_cfg' in cfg:
-        # gloo where there is no GPU, so that multi-process runs work on CPU
-        import torch
-        if not torch.cuda.is_available():
-            cfg.env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
 
     # work_dir: command line > config > ./work_dirs/<config name>
     if args.work_dir is not None:
@@ -118,6 +114,14 @@ def main(argv=None):
         sys.exit(f'Config file not found: {args.config}')
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
+    # multi-process training on a machine without a GPU uses gloo, and DDP
+    # over CPU modules takes no device ids
+    if init_cpu_process_group(cfg.launcher) and 'model_wrapper_cfg' not in cfg:
+        cfg.model_wrapper_cfg = dict(
+            type='MMDistributedDataParallel',
+            device_ids=None,
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
     runner = Runner.from_cfg(cfg)
     runner.train()
 

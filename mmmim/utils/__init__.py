@@ -1,3 +1,7 @@
-from .compat import load_local_checkpoint, patch_mmengine_checkpoint_loading
+from .compat import (init_cpu_process_group, load_local_checkpoint,
+                     patch_mmengine_checkpoint_loading)
 
-__all__ = ['load_local_checkpoint', 'patch_mmengine_checkpoint_loading']
+__all__ = [
+    'init_cpu_process_group', 'load_local_checkpoint',
+    'patch_mmengine_checkpoint_loading'
+]
