@@ -1,0 +1,76 @@
+# HPM ViT-B/16, 800 epochs, the reference recipe (METHODS.md s.3): MAE encoder +
+# reconstruction decoder + loss predictor (8 x 512, 16 heads), EMA teacher
+# (tau 0.999 -> 0.9999 over 100 epochs) mining hard patches easy-to-hard,
+# pixel targets WITHOUT norm_pix (the released scripts' quirk), relative
+# loss-prediction loss. Total batch 256 (8 GPUs x 32), AdamW (0.9, 0.95),
+# wd 0.05, base lr 1.5e-4 x 256 / 256, 40 warm-up epochs, cosine, fp16.
+_base_ = [
+    '../_base_/datasets/imagenet_mae.py',
+    '../_base_/schedules/adamw_cosine_mae.py',
+    '../_base_/default_runtime.py',
+]
+
+model = dict(
+    type='HPMPretrainer',
+    mask_ratio=0.75,
+    target='pixel',
+    backbone=dict(
+        type='MaskedViT',
+        arch='base',
+        img_size=224,
+        patch_size=16,
+        mask_mode='drop',
+        pos_embed_type='sincos',
+        sincos_layout='xy'),
+    neck=dict(
+        type='MAEDecoder',
+        num_patches=196,
+        patch_size=16,
+        in_chans=3,
+        embed_dim=768,
+        decoder_embed_dim=512,
+        decoder_depth=8,
+        decoder_num_heads=16,
+        mlp_ratio=4.),
+    head=dict(
+        type='MAEPretrainHead',
+        norm_pix=False,
+        patch_size=16,
+        loss=dict(type='PixelReconstructionLoss', criterion='L2')),
+    loss_predictor=dict(
+        type='LossPredictorHead',
+        embed_dims=512,
+        depth=8,
+        num_heads=16,
+        mlp_ratio=4.,
+        out_channels=16 * 16 * 3,
+        loss=dict(type='HPMRelativeLoss')),
+    target_generator=dict(
+        type='HPMTarget',
+        hard_ratio=0.5,
+        guide=True,
+        by_iter=False,
+        base_momentum=0.999,
+        final_momentum=0.9999,
+        momentum_warmup=100))
+
+# the teacher is updated after every optimiser step
+custom_hooks = [dict(type='HPMTeacherHook')]
+
+train_dataloader = dict(batch_size=32)  # x 8 GPUs = 256
+optim_wrapper = dict(optimizer=dict(lr=1.5e-4 * 256 / 256))
+auto_scale_lr = dict(base_batch_size=256)
+
+max_epochs = 800
+warmup_epochs = 40
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0,
+         end=warmup_epochs, convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', T_max=max_epochs - warmup_epochs,
+         eta_min=0.0, by_epoch=True, begin=warmup_epochs, end=max_epochs,
+         convert_to_iter_based=True),
+]
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=100),
+    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3))
