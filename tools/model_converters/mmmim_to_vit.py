@@ -1,0 +1,38 @@
+"""Convert an mmmim MAE / SimMIM checkpoint back to the reference layout.
+
+    python tools/model_converters/mmmim_to_vit.py mae work_dirs/x/iter_1000.pth mae_encoder.pth
+    python tools/model_converters/mmmim_to_vit.py mae CKPT full.pth --with-decoder
+
+The output is ``{'model': {...}}`` as the reference code saves it: the encoder
+(timm ViT names for MAE, ``encoder.*`` for SimMIM) and, with
+``--with-decoder``, the decoder, for users of other code bases.
+"""
+import argparse
+
+import torch
+
+from mmmim.converters import MAE_KEYMAP, SIMMIM_KEYMAP
+from mmmim.utils import load_local_checkpoint
+
+KEYMAPS = dict(mae=MAE_KEYMAP, simmim=SIMMIM_KEYMAP)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('method', choices=sorted(KEYMAPS))
+    parser.add_argument('src', help='mmmim checkpoint')
+    parser.add_argument('dst', help='reference-layout checkpoint to write')
+    parser.add_argument('--with-decoder', action='store_true')
+    args = parser.parse_args(argv)
+
+    ckpt = load_local_checkpoint(args.src, map_location='cpu')
+    state_dict = ckpt.get('state_dict', ckpt)
+    prefixes = ('backbone.', 'neck.') if args.with_decoder else ('backbone.', )
+    state_dict = {k: v for k, v in state_dict.items() if k.startswith(prefixes)}
+    converted = KEYMAPS[args.method].convert(state_dict, to_mmmim=False)
+    torch.save(dict(model=converted), args.dst)
+    print(f'wrote {len(converted)} tensors to {args.dst}')
+
+
+if __name__ == '__main__':
+    main()

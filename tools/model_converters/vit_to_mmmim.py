@@ -1,0 +1,55 @@
+"""Convert reference MAE / SimMIM checkpoints to mmmim checkpoints.
+
+    python tools/model_converters/vit_to_mmmim.py mae  mae_pretrain_vit_base.pth  out.pth
+    python tools/model_converters/vit_to_mmmim.py mae  mae_pretrain_vit_base_full.pth out.pth \
+        --config configs/mae/mae-vit-base_pixel_1600e.py
+    python tools/model_converters/vit_to_mmmim.py simmim simmim_pretrain__vit_base__img224__800ep.pth out.pth
+
+Every key is mapped (an unknown key is an error, never silently dropped). With
+``--config`` the result is checked against the config's model: shapes must match
+and only the decoder may be missing (encoder-only MAE checkpoints).
+The output loads with ``load_from`` or ``init_cfg=dict(type='Pretrained', ...)``.
+"""
+import argparse
+
+import torch
+
+from mmmim.converters import MAE_KEYMAP, SIMMIM_KEYMAP, load_reference_checkpoint
+
+KEYMAPS = dict(mae=MAE_KEYMAP, simmim=SIMMIM_KEYMAP)
+
+
+def build_model(config):
+    from mmengine.config import Config
+
+    import mmmim  # noqa: F401
+    from mmpretrain.registry import MODELS
+    cfg = Config.fromfile(config)
+    with torch.device('meta'):
+        return MODELS.build(cfg.model)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('method', choices=sorted(KEYMAPS))
+    parser.add_argument('src', help='reference checkpoint')
+    parser.add_argument('dst', help='mmmim checkpoint to write')
+    parser.add_argument('--config', help='check the result against this '
+                        "config's model")
+    args = parser.parse_args(argv)
+
+    state_dict = KEYMAPS[args.method].convert(load_reference_checkpoint(args.src))
+    if args.config:
+        from mmmim.converters import check_against_model
+        missing = check_against_model(
+            state_dict, build_model(args.config), allow_missing=('neck.', ))
+        if missing:
+            print(f'encoder-only checkpoint: {len(missing)} decoder keys are '
+                  'not in it')
+    torch.save(dict(state_dict=state_dict, meta=dict(converted_from=args.src)),
+               args.dst)
+    print(f'wrote {len(state_dict)} tensors to {args.dst}')
+
+
+if __name__ == '__main__':
+    main()
