@@ -1,2 +1,3 @@
 
 from .mask_generators import BlockwiseMaskGenerator, RandomMaskGenerator  # noqa: F401
+from .sim_views import SIMTwoViews  # noqa: F401

@@ -1,1 +1,2 @@
 from .hpm_teacher_hook import HPMTeacherHook  # noqa: F401
+from .sim_momentum_hook import SIMMomentumHook  # noqa: F401

@@ -3,3 +3,4 @@ from .mae import MAEPretrainer  # noqa: F401
 from .simmim import SimMIMPretrainer  # noqa: F401
 from .itpn import iTPNPretrainer  # noqa: F401
 from .hpm import HPMPretrainer  # noqa: F401
+from .sim import SIMPretrainer  # noqa: F401

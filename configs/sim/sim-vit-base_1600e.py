@@ -1,0 +1,88 @@
+# SIM ViT-B/16, 1600 epochs, the reference recipe (METHODS.md s.4): total batch
+# 4096 (8 GPUs x 512 here; lr scales with the real total batch via
+# --auto-scale-lr), AdamW (0.9, 0.95), wd 0.05 (not on 1-D params / biases),
+# base lr 6.25e-5 x 4096 / 256 = 1e-3, 40 warm-up epochs, cosine, grad clip 1.0,
+# fp16; two views with crop geometry, block-wise mask of exactly 118 patches on
+# view 1, momentum 0.995 -> 1 (cosine), dense UniGrad (lambda 0.02).
+_base_ = [
+    '../_base_/datasets/imagenet_mae.py',
+    '../_base_/schedules/adamw_cosine_mae.py',
+    '../_base_/default_runtime.py',
+]
+
+model = dict(
+    type='SIMPretrainer',
+    base_momentum=0.995,
+    backbone=dict(
+        type='MaskedViT',
+        arch='base',
+        img_size=224,
+        patch_size=16,
+        mask_mode='drop',
+        pos_embed_type='sincos',
+        sincos_layout='yx',
+        frozen_patch_embed=True,
+        final_norm=False),
+    head=dict(
+        type='SiameseDenseHead',
+        in_channels=768,
+        embed_dims=768,
+        grid_size=14,
+        num_heads=16,
+        mlp_ratio=4.,
+        projector_depth=2,
+        predictor_depth=4,
+        norm_cfg=dict(type='BN1d'),
+        loss=dict(type='UniGradLoss', neg_weight=0.02, mode='dense'),
+        target_norm_eps=1e-5))
+# BatchNorm over tokens is synchronised across GPUs, as in the reference
+sync_bn = 'torch'
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(
+        type='SIMTwoViews',
+        size=224,
+        crop_ratio_range=(0.08, 1.0),
+        interpolation='bicubic',
+        backend='pillow'),
+    dict(type='BlockwiseMaskGenerator', input_size=224, patch_size=16,
+         num_masking_patches=118, min_num_patches=16, min_aspect=0.3,
+         exact_count=True),
+    dict(type='PackInputs',
+         algorithm_keys=['mask', 'crop_boxes', 'flips', 'img_width']),
+]
+train_dataloader = dict(batch_size=512, dataset=dict(pipeline=train_pipeline))
+
+base_lr = 6.25e-5
+optim_wrapper = dict(
+    type='AmpOptimWrapper',
+    loss_scale='dynamic',
+    optimizer=dict(
+        type='AdamW', lr=base_lr * 4096 / 256, betas=(0.9, 0.95),
+        weight_decay=0.05),
+    clip_grad=dict(max_norm=1.0),
+    # timm's rule as in the reference: no decay on 1-D params and biases
+    # (the cls / mask tokens are decayed)
+    paramwise_cfg=dict(
+        _delete_=True,
+        norm_decay_mult=0.0,
+        bias_decay_mult=0.0,
+        flat_decay_mult=0.0))
+
+max_epochs = 1600
+warmup_epochs = 40
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0,
+         end=warmup_epochs, convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', T_max=max_epochs - warmup_epochs,
+         eta_min=0.0, by_epoch=True, begin=warmup_epochs, end=max_epochs,
+         convert_to_iter_based=True),
+]
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
+# momentum m(t) = 1 - (1 + cos(pi t / E)) (1 - 0.995) / 2 from the runner's
+# progress, applied before each target pass
+custom_hooks = [dict(type='SIMMomentumHook')]
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=100),
+    checkpoint=dict(type='CheckpointHook', interval=5, max_keep_ckpts=3))
