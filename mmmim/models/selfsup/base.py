@@ -44,6 +44,14 @@ class MIMSelfSupervisor(BaseSelfSupervisor):
                 'input_size / patch_size against the model')
         return mask.to(inputs.device)
 
+    def reconstruct(self, inputs: torch.Tensor,
+                    mask: torch.Tensor) -> torch.Tensor:
+        """The model's reconstruction (B, C, H, W) of normalised ``inputs``
+        under ``mask``, de-normalised per patch where the target was
+        (``norm_pix``); used by the reconstruction pictures."""
+        raise NotImplementedError(
+            f'{type(self).__name__} does not reconstruct pixels')
+
     def extract_feat(self, inputs: torch.Tensor):
         """Dense features of the unmasked encoder (tuple of NCHW maps)."""
         return self.backbone(inputs)

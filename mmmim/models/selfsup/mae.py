@@ -23,6 +23,17 @@ class MAEPretrainer(MIMSelfSupervisor):
         latent, ids_restore = self.backbone(inputs, mask)
         return self.neck(latent, ids_restore)
 
+    def reconstruct(self, inputs: torch.Tensor,
+                    mask: torch.Tensor) -> torch.Tensor:
+        pred = self.predict_patches(inputs, mask)
+        if self.head.norm_pix:
+            # undo the per-patch standardisation with the true patch stats
+            target = self.head.patchify(inputs)
+            mean = target.mean(dim=-1, keepdim=True)
+            var = target.var(dim=-1, keepdim=True)
+            pred = pred * (var + 1.e-6)**.5 + mean
+        return self.head.unpatchify(pred)
+
     def loss(self, inputs: torch.Tensor, data_samples: List,
              **kwargs) -> Dict[str, torch.Tensor]:
         mask = self.get_mask(inputs, data_samples)

@@ -29,6 +29,10 @@ class SimMIMPretrainer(MIMSelfSupervisor):
         feat = tokens[:, 1:].transpose(1, 2).reshape(tokens.shape[0], -1, h, w)
         return self.neck(feat)
 
+    def reconstruct(self, inputs: torch.Tensor,
+                    mask: torch.Tensor) -> torch.Tensor:
+        return self.predict_pixels(inputs, mask)
+
     def loss(self, inputs: torch.Tensor, data_samples: List,
              **kwargs) -> Dict[str, torch.Tensor]:
         mask = self.get_mask(inputs, data_samples)
