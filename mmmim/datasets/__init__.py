@@ -2,3 +2,4 @@ from .fashion_mnist import FashionMNISTIDX, read_idx_gz
 from .transforms import *  # noqa: F401,F403
 
 __all__ = ['FashionMNISTIDX', 'read_idx_gz']
+from .canvas import make_canvas_sets  # noqa: F401

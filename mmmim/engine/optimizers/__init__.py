@@ -1,0 +1,1 @@
+from .layer_decay import MIMLayerDecayOptimWrapperConstructor  # noqa: F401

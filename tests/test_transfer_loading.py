@@ -1,0 +1,254 @@
+"""Loading mmmim pre-training checkpoints into downstream models.
+
+A tiny MAE pre-training checkpoint (mmengine layout: ``state_dict`` with
+``backbone.*``, ``neck.*``, ``head.*``) is loaded through the downstream
+configs' ``init_cfg=dict(type='Pretrained', prefix='backbone.')``; every
+backbone key must arrive (with the checkpoint's values), pos embeds must be
+interpolated, every missing / unexpected key must be reported, and a module
+that loads nothing must raise.
+"""
+import copy
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine import Config
+from mmengine.logging import MMLogger
+from mmengine.registry import init_default_scope
+
+from mmpretrain.registry import MODELS
+
+from mmmim.models.utils.checkpoint_loading import (adapt_state_dict,
+                                                   load_pretrained_checked,
+                                                   resize_rel_pos_table)
+
+TINY = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64)
+BENCH = 'configs/benchmarks'
+
+
+def make_tiny_mae_checkpoint(path):
+    """Save a tiny MAE pre-training checkpoint with non-default values."""
+    cfg = Config.fromfile('configs/demo/mae_fashion-mnist.py')
+    cfg.model.backbone.arch = TINY
+    cfg.model.neck.update(embed_dim=32, decoder_embed_dim=32,
+                          decoder_depth=1, decoder_num_heads=2)
+    init_default_scope('mmpretrain')
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    torch.save(dict(meta=dict(), state_dict=model.state_dict()), path)
+    return {k[len('backbone.'):]: v for k, v in model.state_dict().items()
+            if k.startswith('backbone.')}
+
+
+@pytest.fixture(scope='module')
+def tiny_ckpt(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp('ckpt') / 'mae_tiny.pth')
+    return path, make_tiny_mae_checkpoint(path)
+
+
+def _build(cfg_file, ckpt, scope, **backbone):
+    cfg = Config.fromfile(f'{BENCH}/{cfg_file}')
+    init_default_scope(scope)
+    cfg.model.backbone.update(arch=TINY, patch_size=4, **backbone)
+    cfg.model.backbone.init_cfg.checkpoint = ckpt
+    registry = __import__(f'{scope}.registry', fromlist=['MODELS']).MODELS
+    if scope == 'mmpretrain':
+        cfg.model.head.in_channels = 32
+        if cfg.model.get('neck') is not None:
+            necks = cfg.model.neck if isinstance(cfg.model.neck,
+                                                 list) else [cfg.model.neck]
+            for n in necks:
+                if 'input_features' in n:
+                    n.input_features = 32
+    elif scope == 'mmdet':
+        cfg.model.neck.in_channels = 32
+    else:
+        bn = dict(type='BN', requires_grad=True)
+        cfg.model.neck.update(embed_dim=32, norm_cfg=bn)
+        cfg.model.decode_head.update(in_channels=[32] * 4, channels=16,
+                                     norm_cfg=bn)
+        cfg.model.auxiliary_head.update(in_channels=32, channels=16,
+                                        norm_cfg=bn)
+    model = registry.build(cfg.model)
+    model.init_weights()
+    return model
+
+
+def _assert_values_loaded(backbone, ref, skip=()):
+    own = backbone.state_dict()
+    for k in backbone.pretrained_load_report.loaded:
+        if k in skip:
+            continue
+        torch.testing.assert_close(own[k], ref[k], msg=k)
+
+
+CASES = [
+    # (config, scope, backbone overrides, missing, unexpected)
+    ('classification/mae_vit-base-p16_ft-100e_in1k.py', 'mmpretrain',
+     dict(img_size=32), ['ln2.weight', 'ln2.bias'],
+     ['ln1.weight', 'ln1.bias']),
+    ('classification/hpm_vit-base-p16_ft-100e_in1k.py', 'mmpretrain',
+     dict(img_size=32), ['ln2.weight', 'ln2.bias'],
+     ['ln1.weight', 'ln1.bias']),
+    ('classification/mae_vit-base-p16_linear-90e_in1k.py', 'mmpretrain',
+     dict(img_size=32, frozen_stages=2), [], []),
+    ('classification/sim_vit-base-p16_linear-90e_in1k.py', 'mmpretrain',
+     dict(img_size=32, frozen_stages=2), [], ['ln1.weight', 'ln1.bias']),
+    ('mask_rcnn/mae_vit-base-p16_simple-fpn_mask-rcnn_1x_coco.py', 'mmdet',
+     dict(img_size=64, out_indices=(1, )), [], ['ln1.weight', 'ln1.bias']),
+    ('upernet/mae_vit-base-p16_upernet_160k_ade20k-512x512.py', 'mmseg',
+     dict(img_size=48, out_indices=(0, 1, 1, 1)), [],
+     ['ln1.weight', 'ln1.bias']),
+]
+
+
+@pytest.mark.parametrize('cfg_file,scope,bb,missing,unexpected', CASES)
+def test_downstream_loads_every_backbone_key(tiny_ckpt, cfg_file, scope, bb,
+                                             missing, unexpected):
+    path, ref = tiny_ckpt
+    model = _build(cfg_file, path, scope, **bb)
+    report = model.backbone.pretrained_load_report
+    assert sorted(report.missing) == sorted(missing)
+    assert sorted(report.unexpected) == sorted(unexpected)
+    assert report.mismatched == []
+    # every checkpoint backbone key the model has is loaded ...
+    own = set(model.backbone.state_dict())
+    assert set(report.loaded) == set(ref) & own
+    assert set(ref) - own == set(unexpected)
+    # ... with the checkpoint's values (pos embed: interpolated, below)
+    _assert_values_loaded(model.backbone, ref, skip={'pos_embed'})
+
+
+def test_pos_embed_interpolated_to_downstream_grid(tiny_ckpt):
+    path, ref = tiny_ckpt
+    model = _build('mask_rcnn/mae_vit-base-p16_simple-fpn_mask-rcnn_1x_coco.py',
+                   path, 'mmdet', img_size=64, out_indices=(1, ))
+    report = model.backbone.pretrained_load_report
+    assert report.adapted == ['pos_embed: (1, 65, 32) -> (1, 257, 32)']
+    pos = model.backbone.pos_embed.detach()
+    src = ref['pos_embed']
+    torch.testing.assert_close(pos[:, :1], src[:, :1])  # cls row kept
+    grid = src[:, 1:].reshape(1, 8, 8, 32).permute(0, 3, 1, 2)
+    expect = F.interpolate(grid, size=(16, 16), mode='bicubic',
+                           align_corners=False)
+    torch.testing.assert_close(
+        pos[:, 1:], expect.permute(0, 2, 3, 1).reshape(1, 256, 32))
+    # pre-training used a fixed table; downstream tunes it
+    assert model.backbone.pos_embed.requires_grad
+
+
+def test_report_lists_every_key_in_the_log(tiny_ckpt, capsys):
+    path, _ = tiny_ckpt
+    MMLogger.get_instance('test_transfer_report', log_level='INFO')
+    _build('classification/mae_vit-base-p16_ft-100e_in1k.py', path,
+           'mmpretrain', img_size=32)
+    out = capsys.readouterr().out
+    assert 'missing keys (2' in out and 'ln2.weight' in out
+    assert 'unexpected keys (2' in out and 'ln1.bias' in out
+    assert 'MaskedViT' in out and "prefix 'backbone.'" in out
+
+
+def test_backbone_that_loads_nothing_raises(tiny_ckpt):
+    path, _ = tiny_ckpt
+    init_default_scope('mmpretrain')
+    vit = MODELS.build(
+        dict(type='MaskedViT', arch=TINY, img_size=32, patch_size=4,
+             init_cfg=dict(type='Pretrained', checkpoint=path,
+                           prefix='neck.')))
+    # the MAE decoder's final norm `ln1` matches the backbone's: 64 of the
+    # backbone's values load, the rest does not
+    with pytest.raises(RuntimeError, match='loaded only 64 of'):
+        vit.init_weights()
+    with pytest.raises(RuntimeError, match='nothing was loaded'):
+        load_pretrained_checked(vit, {'encoder.w': torch.zeros(1)})
+    vit = MODELS.build(
+        dict(type='MaskedViT', arch=TINY, img_size=32, patch_size=4,
+             init_cfg=dict(type='Pretrained', checkpoint=path,
+                           prefix='encoder.')))
+    with pytest.raises(KeyError, match="top-level prefixes are"):
+        vit.init_weights()
+
+
+def test_other_packages_modules_keep_mmengine_behaviour(tiny_ckpt):
+    # mmpretrain's own ViT under the same bad prefix: mmengine's lenient
+    # loading (warning only) is left alone.
+    path, _ = tiny_ckpt
+    init_default_scope('mmpretrain')
+    vit = MODELS.build(
+        dict(type='VisionTransformer', arch=TINY, img_size=32, patch_size=4,
+             init_cfg=dict(type='Pretrained', checkpoint=path,
+                           prefix='neck.')))
+    vit.init_weights()
+    assert not hasattr(vit, 'pretrained_load_report')
+
+
+def test_strict_missing_and_dict_checkpoints(tiny_ckpt):
+    path, ref = tiny_ckpt
+    init_default_scope('mmpretrain')
+    vit = MODELS.build(dict(type='MaskedViT', arch=TINY, img_size=32,
+                            patch_size=4, out_type='avg_featmap',
+                            final_norm=False))
+    with pytest.raises(RuntimeError, match='2 missing'):
+        load_pretrained_checked(vit, path, prefix='backbone.',
+                                strict_missing=True)
+    # a raw state dict with DDP's `module.` prefix also works
+    raw = {'module.' + k: v for k, v in ref.items()}
+    report = load_pretrained_checked(vit, raw)
+    assert sorted(report.missing) == ['ln2.bias', 'ln2.weight']
+
+
+class _Attn(nn.Module):
+
+    def __init__(self, side, heads=2, extra=3):
+        super().__init__()
+        n = (2 * side - 1)**2 + extra
+        self.relative_position_bias_table = nn.Parameter(torch.zeros(n, heads))
+        self.register_buffer('relative_position_index',
+                             torch.zeros(side * side + 1, side * side + 1))
+
+
+class _Block(nn.Module):
+
+    def __init__(self, side):
+        super().__init__()
+        self.attn = _Attn(side)
+
+
+class _RelViT(nn.Module):
+
+    def __init__(self, side, depth=2):
+        super().__init__()
+        self.layers = nn.ModuleList(_Block(side) for _ in range(depth))
+
+
+def test_shared_rel_pos_table_copied_and_resized():
+    # SimMIM / BEiT pre-training shares one table; fine-tuning has one per
+    # block, for a different grid (4x4 -> 6x6).
+    src = torch.randn((2 * 4 - 1)**2 + 3, 2)
+    sd = {'rel_pos_bias.relative_position_bias_table': src,
+          'rel_pos_bias.relative_position_index': torch.zeros(17, 17)}
+    model = _RelViT(side=6)
+    out = adapt_state_dict(model, sd)
+    expect = resize_rel_pos_table(src, torch.Size([(2 * 6 - 1)**2 + 3, 2]))
+    for i in range(2):
+        torch.testing.assert_close(
+            out[f'layers.{i}.attn.relative_position_bias_table'], expect)
+    # the 3 cls entries are carried over unchanged; the grid part is a
+    # bicubic resize of the 7x7 table to 11x11
+    torch.testing.assert_close(expect[-3:], src[-3:])
+    grid = F.interpolate(src[:-3].T.reshape(1, 2, 7, 7), size=(11, 11),
+                         mode='bicubic', align_corners=False)
+    torch.testing.assert_close(expect[:-3], grid.reshape(2, -1).T)
+    report = load_pretrained_checked(model, copy.deepcopy(sd))
+    assert sorted(report.loaded) == [
+        'layers.0.attn.relative_position_bias_table',
+        'layers.1.attn.relative_position_bias_table'
+    ]
+    assert report.unexpected == [
+        'rel_pos_bias.relative_position_bias_table',
+        'rel_pos_bias.relative_position_index'
+    ]
