@@ -1,2 +1,3 @@
 from .hpm_teacher_hook import HPMTeacherHook  # noqa: F401
 from .sim_momentum_hook import SIMMomentumHook  # noqa: F401
+from .representation_eval_hook import RepresentationEvalHook  # noqa: F401
