@@ -122,23 +122,51 @@ class HPMPretrainer(MIMSelfSupervisor):
             return patch_cosine_distance(pred, target)
         return patch_mse(pred, target)
 
+    def get_mask(self, inputs: torch.Tensor, data_samples: Optional[List],
+                 teacher_scores: Optional[torch.Tensor] = None
+                 ) -> torch.Tensor:
+        """(B, L) bool mask: the pipeline's when every sample has one,
+        otherwise the teacher's easy-to-hard mask (from ``teacher_scores`` or
+        a fresh teacher pass)."""
+        if masks_from_data_samples(data_samples) is not None:
+            return super().get_mask(inputs, data_samples)
+        if teacher_scores is None:
+            teacher_scores, _ = self.target_generator(inputs)
+        return self.target_generator.generate_mask(teacher_scores)
+
+    def predict(self, inputs: torch.Tensor, mask: torch.Tensor):
+        """Student outputs under ``mask``: reconstruction (B, L, D) and
+        predicted losses (B, L)."""
+        latent, ids_restore = self.backbone(inputs, mask)
+        tokens = self.neck.embed_tokens(latent, ids_restore)
+        # the loss predictor reads the same tokens, not detached (reference)
+        return self.neck.decode(tokens), self.loss_predictor(tokens)
+
+    @torch.no_grad()
+    def reconstruct(self, inputs: torch.Tensor,
+                    mask: torch.Tensor) -> torch.Tensor:
+        """Pixel reconstruction (B, C, H, W) for the pictures (pixel target
+        only; de-normalised per patch with ``norm_pix``)."""
+        if self.target != 'pixel':
+            raise NotImplementedError(
+                f"target={self.target!r} does not reconstruct pixels")
+        pred, _ = self.predict(inputs, mask)
+        if self.head.norm_pix:
+            target = self.head.patchify(inputs)
+            mean = target.mean(dim=-1, keepdim=True)
+            var = target.var(dim=-1, keepdim=True)
+            pred = pred * (var + 1.e-6)**.5 + mean
+        return self.head.unpatchify(pred)
+
     def loss(self, inputs: torch.Tensor, data_samples: List,
              **kwargs) -> Dict[str, torch.Tensor]:
         explicit = masks_from_data_samples(data_samples) is not None
         teacher_scores = teacher_feats = None
         if not explicit or self.target == 'teacher':
             teacher_scores, teacher_feats = self.target_generator(inputs)
-        if explicit:
-            mask = self.get_mask(inputs, data_samples)
-        else:
-            mask = self.target_generator.generate_mask(teacher_scores)
+        mask = self.get_mask(inputs, data_samples, teacher_scores)
 
-        latent, ids_restore = self.backbone(inputs, mask)
-        tokens = self.neck.embed_tokens(latent, ids_restore)
-        pred = self.neck.decode(tokens)
-        # the loss predictor reads the same tokens, not detached (reference)
-        pred_losses = self.loss_predictor(tokens)
-
+        pred, pred_losses = self.predict(inputs, mask)
         target = self.construct_target(inputs, teacher_feats)
         per_patch = self.patch_losses(pred, target)
         maskf = mask.to(per_patch.dtype)

@@ -1,0 +1,94 @@
+"""Write HPM's picture (paper fig. 2): input | the EMA teacher's predicted
+per-patch loss | the easy-to-hard mask it generates (masked patches grey, the
+K always-masked hard patches red).
+
+    python tools/analysis/visualize_hpm.py CONFIG CHECKPOINT --out hpm.png \
+        [--images a.jpg ...] [--num-images 6] [--epoch E --max-epochs T]
+
+Without ``--images`` the first Fashion-MNIST test images are used. Without
+``--epoch`` K is the end-of-ramp value (M * hard_ratio).
+"""
+import argparse
+import os.path as osp
+import sys
+
+import mmcv
+import torch
+
+sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
+
+import mmmim  # noqa: E402,F401
+from mmengine.config import Config  # noqa: E402
+from mmengine.runner import load_checkpoint  # noqa: E402
+from mmpretrain.registry import MODELS  # noqa: E402
+
+from mmmim.visualization.hpm import render_hpm_figure  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config')
+    parser.add_argument('checkpoint', nargs='?', help='omit for random init')
+    parser.add_argument('--out', default='hpm.png')
+    parser.add_argument('--images', nargs='+', help='image files')
+    parser.add_argument('--num-images', type=int, default=6)
+    parser.add_argument('--epoch', type=float, default=None,
+                        help='schedule position for K (default: end)')
+    parser.add_argument('--max-epochs', type=float, default=None)
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--scale', type=int, default=0,
+                        help='upscaling factor (default: to >= 128 px)')
+    return parser.parse_args(argv)
+
+
+def load_images(args, img_size):
+    if args.images:
+        images = []
+        for path in args.images:
+            img = mmcv.imread(path, channel_order='rgb')
+            if img is None:
+                raise FileNotFoundError(f'cannot read image {path}')
+            images.append(mmcv.imresize(img, (img_size, img_size),
+                                        interpolation='bicubic'))
+        return images
+    from mmmim.datasets import FashionMNISTIDX
+    dataset = FashionMNISTIDX(split='test', img_size=img_size,
+                              num_samples=args.num_images)
+    return [dataset.get_data_info(i)['img'] for i in range(len(dataset))]
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    torch.manual_seed(args.seed)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    if args.checkpoint:
+        load_checkpoint(model, args.checkpoint, map_location='cpu',
+                        strict=True)
+    if not hasattr(model, 'target_generator') or not hasattr(
+            model.target_generator, 'generate_mask'):
+        raise TypeError(f'{type(model).__name__} has no HPM teacher')
+    model.eval()
+    img_size = model.backbone.patch_embed.init_input_size[0]
+    images = load_images(args, img_size)
+    inputs = torch.stack(
+        [torch.from_numpy(img).permute(2, 0, 1) for img in images]).float()
+    inputs = model.data_preprocessor(
+        dict(inputs=[inputs], data_samples=None), False)['inputs'][0]
+    pre = model.data_preprocessor
+    mean = (pre.mean.flatten() if pre._enable_normalize else
+            torch.zeros(3)).tolist()
+    std = (pre.std.flatten() if pre._enable_normalize else
+           torch.ones(3)).tolist()
+    scale = args.scale or max(1, -(-128 // img_size))
+    g = torch.Generator().manual_seed(args.seed)
+    _, _, mask, k = render_hpm_figure(
+        model, inputs, args.out, mean, std, position=args.epoch,
+        total=args.max_epochs, scale=scale, generator=g)
+    print(f'wrote {args.out} ({len(images)} images, {int(mask[0].sum())}/'
+          f'{mask.shape[1]} patches masked, {k} hard)')
+
+
+if __name__ == '__main__':
+    main()
