@@ -231,11 +231,19 @@ def test_tool_backbone_only_and_bad_checkpoints(tmp_path):
 
 # ------------------------------------------------------------ the hook ---
 @requires_fashion_mnist
-def test_hook_logs_in_runner(tmp_path):
+@pytest.mark.parametrize('by_epoch', [False, True])
+def test_hook_logs_in_runner(tmp_path, by_epoch):
     from mmengine.runner import Runner
-    hook_cfg = dict(type='RepresentationEvalHook', interval=1, by_epoch=False,
-                    num_train=64, num_test=32, k=5, linear_probe=True,
-                    linear_cfg=dict(epochs=2))
+    hook_cfg = dict(type='RepresentationEvalHook', interval=1,
+                    by_epoch=by_epoch, num_train=64, num_test=32, k=5,
+                    linear_probe=True, linear_cfg=dict(epochs=2),
+                    eval_before_train=by_epoch)
+    if by_epoch:  # 2 epochs of 2 iterations
+        train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=2)
+        steps, unit, last = [0, 2, 4], 'epoch', 2
+    else:
+        train_cfg = dict(type='IterBasedTrainLoop', max_iters=2)
+        steps, unit, last = [1, 2], 'iter', 2
     runner = Runner(
         model=dict(
             type='ImageClassifier',
@@ -253,7 +261,7 @@ def test_hook_logs_in_runner(tmp_path):
                          num_samples=16,
                          pipeline=[dict(type='PackInputs')])),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
-        train_cfg=dict(type='IterBasedTrainLoop', max_iters=2),
+        train_cfg=train_cfg,
         custom_hooks=[hook_cfg],
         default_hooks=dict(logger=dict(type='LoggerHook', interval=1),
                            checkpoint=None),
@@ -263,8 +271,7 @@ def test_hook_logs_in_runner(tmp_path):
     runner.train()
     knn = runner.message_hub.get_scalar('repr/knn_top1')
     linear = runner.message_hub.get_scalar('repr/linear_top1')
-    # Evaluated after iteration 1 and 2.
-    assert len(knn.data[0]) == 2 and len(linear.data[0]) == 2
+    assert len(knn.data[0]) == len(steps) == len(linear.data[0])
     # The last logged value is the trained model's accuracy.
     train_set, test_set = fashion_mnist_splits(32, 64, 32)
     expected = evaluate_model(runner.model, train_set, test_set, k=5,
@@ -272,13 +279,14 @@ def test_hook_logs_in_runner(tmp_path):
     assert knn.current() == expected['knn_top1']
     assert linear.current() == expected['linear_top1']
     assert runner.model.training  # the mode was restored
-    # It reached the visualizer backend (scalars.json) and the log file.
+    # It reached the visualizer backend (scalars.json, at iteration steps)
+    # and the log file.
     scalars = [json.loads(line) for line in open(
         osp.join(runner.log_dir, 'vis_data', 'scalars.json'))]
     logged = [s for s in scalars if 'repr/knn_top1' in s]
-    assert [s['step'] for s in logged] == [1, 2]
+    assert [s['step'] for s in logged] == steps
     log_file = osp.join(runner.log_dir, f'{runner.timestamp}.log')
-    assert 'Representation eval (iter 2)' in open(log_file).read()
+    assert f'Representation eval ({unit} {last})' in open(log_file).read()
 
 
 def test_hook_errors():
@@ -314,13 +322,13 @@ def _ddp_worker(rank, world_size, port, out_dir):
         visualizer=types.SimpleNamespace(
             add_scalars=lambda scalars, step: logged.update(scalars)),
         logger=MMLogger.get_instance(f'ddp_test_{rank}'))
-    hook._evaluate(runner, step=1)
+    hook._evaluate(runner, 1, 1)
     logged['built_datasets'] = hook._datasets is not None
     # A failure on rank 0 is raised on every rank instead of hanging them.
     hook.data_root = '/nonexistent'  # rank 0 fails to build the data
     hook._datasets, hook._last_step = None, None
     try:
-        hook._evaluate(runner, step=2)
+        hook._evaluate(runner, 2, 2)
     except RuntimeError as exc:
         logged['error'] = 'failed on rank 0' in str(exc)
     with open(osp.join(out_dir, f'rank{rank}.json'), 'w') as f:

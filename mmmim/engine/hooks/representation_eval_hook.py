@@ -128,7 +128,10 @@ class RepresentationEvalHook(Hook):
         return self._datasets
 
     # -- evaluation -----------------------------------------------------
-    def _evaluate(self, runner, step: int) -> None:
+    def _evaluate(self, runner, point: int, step: int) -> None:
+        """Evaluate; ``point`` is the epoch / iteration shown in the log,
+        ``step`` the iteration count used as the visualizer step (the step
+        LoggerHook uses for the training scalars)."""
         if step == self._last_step:  # e.g. interval hit on the last epoch
             return
         self._last_step = step
@@ -164,13 +167,13 @@ class RepresentationEvalHook(Hook):
         runner.visualizer.add_scalars(scalars, step=step)
         unit = 'epoch' if self.by_epoch else 'iter'
         runner.logger.info(
-            f'Representation eval ({unit} {step}): ' +
+            f'Representation eval ({unit} {point}): ' +
             '  '.join(f'{key}: {value:.2f}' for key, value in scalars.items()))
 
     def before_train(self, runner) -> None:
         if self.eval_before_train:
             self._evaluate(runner, runner.epoch if self.by_epoch else
-                           runner.iter)
+                           runner.iter, runner.iter)
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs=None) -> None:
@@ -178,12 +181,12 @@ class RepresentationEvalHook(Hook):
             return
         if (self.every_n_train_iters(runner, self.interval)
                 or self.is_last_train_iter(runner)):
-            self._evaluate(runner, runner.iter + 1)
+            self._evaluate(runner, runner.iter + 1, runner.iter + 1)
 
     def after_train_epoch(self, runner) -> None:
         if not self.by_epoch:
             return
         if (self.every_n_epochs(runner, self.interval)
                 or runner.epoch + 1 >= runner.max_epochs):
-            self._evaluate(runner, runner.epoch + 1)
+            self._evaluate(runner, runner.epoch + 1, runner.iter)
 
