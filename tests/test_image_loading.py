@@ -76,13 +76,13 @@ class Folder(BaseDataset):
 
 def test_skip_mode_counts_and_dataset_draws_another(images):
     _, paths = images
-    loader = dict(type='LoadImageChecked', on_error='skip')
+    loader = LoadImageChecked(on_error='skip')
     dataset = Folder([paths['truncated'], paths['good']], pipeline=[loader])
     item = dataset[0]  # the bad file is skipped, another sample comes back
     assert item['img_path'] == str(paths['good'])
-    assert dataset.pipeline.transforms[0].num_skipped >= 1
+    assert loader.num_skipped >= 1
 
     strict = Folder([paths['truncated'], paths['good']],
-                    pipeline=[dict(type='LoadImageChecked')])
+                    pipeline=[LoadImageChecked()])
     with pytest.raises(ImageLoadError, match='truncated.jpg'):
         strict[0]
