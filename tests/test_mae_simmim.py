@@ -214,3 +214,27 @@ def test_masked_vit_layer_ids_for_layer_decay():
     assert depth['layers.0.attn.qkv.weight'] == 1
     assert depth['layers.1.ffn.layers.1.weight'] == 2
     assert depth['ln1.weight'] == 3
+
+
+def test_mismatched_decoder_and_patch_sizes_fail_at_build():
+    mae = dict(
+        type='MAEPretrainer',
+        backbone=dict(type='MaskedViT', arch=TINY_ARCH, img_size=32,
+                      patch_size=8),
+        neck=dict(type='MAEDecoder', num_patches=64, patch_size=4,
+                  embed_dim=32, decoder_embed_dim=16, decoder_depth=1,
+                  decoder_num_heads=2),
+        head=dict(type='MAEPretrainHead', patch_size=4,
+                  loss=dict(type='PixelReconstructionLoss', criterion='L2')))
+    with pytest.raises(ValueError, match='num_patches=64.*16 patches'):
+        MODELS.build(mae)
+    simmim = dict(
+        type='SimMIMPretrainer',
+        backbone=dict(type='SimMIMViT', arch=TINY_ARCH, img_size=32,
+                      patch_size=8),
+        neck=dict(type='SimMIMLinearDecoder', in_channels=32,
+                  encoder_stride=16),
+        head=dict(type='SimMIMHead', patch_size=8,
+                  loss=dict(type='MaskedPixelL1Loss')))
+    with pytest.raises(ValueError, match='encoder_stride'):
+        MODELS.build(simmim)

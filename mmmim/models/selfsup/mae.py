@@ -7,6 +7,31 @@ from mmpretrain.registry import MODELS
 from .base import MIMSelfSupervisor
 
 
+def check_decoder_fits(model) -> None:
+    """Fail at build time, not deep in the first step, when an MAE-style
+    decoder / pixel head does not fit the backbone."""
+    backbone, neck = model.backbone, model.neck
+    patch = backbone.patch_embed.projection.kernel_size[0]
+    problems = []
+    if neck.num_patches != backbone.num_patches:
+        problems.append(f'decoder num_patches={neck.num_patches} but the '
+                        f'backbone has {backbone.num_patches} patches')
+    if neck.decoder_embed.in_features != backbone.embed_dims:
+        problems.append(f'decoder embed_dim={neck.decoder_embed.in_features} '
+                        f'but the backbone is {backbone.embed_dims} wide')
+    head_patch = getattr(model.head, 'patch_size', patch)
+    if head_patch != patch:
+        problems.append(f'head patch_size={head_patch} but the backbone '
+                        f'patch_size is {patch}')
+    in_chans = getattr(model.head, 'in_channels', 3)
+    if neck.decoder_pred.out_features != patch * patch * in_chans:
+        problems.append(f'decoder predicts {neck.decoder_pred.out_features} '
+                        f'values per patch, pixels need {patch}*{patch}*'
+                        f'{in_chans}={patch * patch * in_chans}')
+    if problems:
+        raise ValueError(f'{type(model).__name__}: ' + '; '.join(problems))
+
+
 @MODELS.register_module()
 class MAEPretrainer(MIMSelfSupervisor):
     """Masked autoencoder pre-training.
@@ -16,6 +41,10 @@ class MAEPretrainer(MIMSelfSupervisor):
     MSE, ``norm_pix`` with unbiased variance). The mask comes from the
     pipeline when present (see :class:`MIMSelfSupervisor`).
     """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        check_decoder_fits(self)
 
     def predict_patches(self, inputs: torch.Tensor,
                         mask: torch.Tensor) -> torch.Tensor:

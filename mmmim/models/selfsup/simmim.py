@@ -18,6 +18,23 @@ class SimMIMPretrainer(MIMSelfSupervisor):
     ``mask_patch_size=32``); without one, a per-patch random mask is drawn.
     """
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        patch = self.backbone.patch_embed.projection.kernel_size[0]
+        conv = self.neck.decoder[0]
+        problems = []
+        if conv.in_channels != self.backbone.embed_dims:
+            problems.append(f'decoder in_channels={conv.in_channels} but the '
+                            f'backbone is {self.backbone.embed_dims} wide')
+        if conv.out_channels != patch * patch * 3:
+            problems.append(f'decoder encoder_stride does not match the '
+                            f'backbone patch_size {patch}')
+        if getattr(self.head, 'patch_size', patch) != patch:
+            problems.append(f'head patch_size={self.head.patch_size} but the '
+                            f'backbone patch_size is {patch}')
+        if problems:
+            raise ValueError('SimMIMPretrainer: ' + '; '.join(problems))
+
     def predict_pixels(self, inputs: torch.Tensor,
                        mask: torch.Tensor) -> torch.Tensor:
         """Reconstructed image (B, C, H, W) in normalised pixel space."""
