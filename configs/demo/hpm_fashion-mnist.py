@@ -3,7 +3,7 @@
 # plus the loss predictor (2 x 128, like the reconstruction decoder) and the
 # EMA teacher that mines hard patches. An HPM iteration costs about 2.6 MAE
 # iterations on CPU (the teacher encodes all 64 patches, a second decoder
-# trains), so the demo runs 600 iterations of 128 images (docs/hpm.md).
+# trains), so the demo runs 600 iterations of 64 images (docs/hpm.md).
 # The run is iteration-based, so the easy-to-hard ramp and the momentum ramp
 # are per iteration (by_iter=True), and the momentum is lower than ImageNet's
 # (0.98 -> 0.995 over the first quarter) so the teacher follows a short run.
@@ -67,7 +67,7 @@ train_pipeline = [
     dict(type='PackInputs'),
 ]
 train_dataloader = dict(
-    batch_size=128,
+    batch_size=64,
     num_workers=2,
     dataset=dict(img_size=img_size, pipeline=train_pipeline))
 
