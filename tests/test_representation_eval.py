@@ -136,6 +136,42 @@ def test_pool_features():
     assert pool_features([torch.ones(2, 5)]).shape == (2, 5)
 
 
+def _synthetic_dataset(num=6, size=32):
+    from mmpretrain.registry import TRANSFORMS
+    pack = TRANSFORMS.build(dict(type='PackInputs'))
+    g = torch.Generator().manual_seed(0)
+    imgs = torch.randint(0, 256, (num, size, size, 3), generator=g,
+                         dtype=torch.uint8).numpy()
+    return [pack(dict(img=img, gt_label=i % 3)) for i, img in enumerate(imgs)]
+
+
+def test_extract_features_unmasked_and_mode_restored():
+    # mmpretrain's MAEViT masks randomly unless forward gets mask=None: the
+    # features must be the deterministic, unmasked ones.
+    init_default_scope('mmpretrain')
+    model = MODELS.build(dict(
+        type='SimCLR',
+        backbone=dict(type='MAEViT', arch=dict(
+            embed_dims=32, num_layers=1, num_heads=2,
+            feedforward_channels=64), img_size=32, patch_size=8),
+        data_preprocessor=PREPROCESSOR))
+    model.train()
+    data = _synthetic_dataset()
+    feats, labels = extract_features(model, data, batch_size=4)
+    again, _ = extract_features(model, data, batch_size=6)
+    assert model.training  # restored
+    assert feats.shape == (6, 32) and labels.tolist() == [0, 1, 2, 0, 1, 2]
+    assert torch.allclose(feats, again, atol=1e-5)
+    model.eval()
+    with torch.no_grad():
+        batch = model.data_preprocessor(
+            {'inputs': torch.stack([d['inputs'] for d in data]),
+             'data_samples': [d['data_samples'] for d in data]}, False)
+        tokens = model.backbone(batch['inputs'], mask=None)[0]
+    assert tokens.shape == (6, 17, 32)  # all 16 patches + cls: unmasked
+    assert torch.allclose(feats, tokens.mean(1), atol=1e-5)
+
+
 # ------------------------------------------------------------ the tool ---
 def _load_tool():
     path = osp.join(ROOT, 'tools', 'analysis', 'evaluate_representation.py')

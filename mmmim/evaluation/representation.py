@@ -6,6 +6,7 @@ ViTs with ``out_type='featmap'``, returns a tuple of NCHW maps). Both
 classifiers run on precomputed features, so after one forward pass over the
 data they take seconds on a CPU.
 """
+import inspect
 import math
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -41,6 +42,13 @@ def pool_features(outs) -> torch.Tensor:
                      f'{tuple(outs.shape)}')
 
 
+def _accepts_mask(backbone: nn.Module) -> bool:
+    try:
+        return 'mask' in inspect.signature(backbone.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 @torch.no_grad()
 def extract_features(model: nn.Module,
                      dataset: Dataset,
@@ -48,9 +56,10 @@ def extract_features(model: nn.Module,
                      num_workers: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
     """Frozen-encoder features and labels of a labelled dataset.
 
-    Runs ``model.data_preprocessor`` then ``model.backbone(inputs)`` (no mask)
-    in eval mode under ``torch.no_grad()``; the model's train/eval mode is
-    restored afterwards.
+    Runs ``model.data_preprocessor`` then ``model.backbone(inputs)`` without
+    a mask (``mask=None`` is passed when the backbone's forward takes a
+    ``mask`` argument) in eval mode under ``torch.no_grad()``; the model's
+    train/eval mode is restored afterwards.
 
     Args:
         model (nn.Module): A model with ``data_preprocessor`` and ``backbone``
@@ -67,6 +76,7 @@ def extract_features(model: nn.Module,
         model = model.module
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False,
                         num_workers=num_workers, collate_fn=default_collate)
+    accepts_mask = _accepts_mask(model.backbone)
     was_training = model.training
     model.eval()
     feats, labels = [], []
@@ -76,7 +86,12 @@ def extract_features(model: nn.Module,
             inputs = data['inputs']
             if isinstance(inputs, (list, tuple)):  # multi-view preprocessors
                 inputs = inputs[0]
-            feats.append(pool_features(model.backbone(inputs)).float().cpu())
+            # An explicit mask=None where forward takes a mask: mmpretrain's
+            # BEiTPretrainViT requires the argument, and its MAEViT masks
+            # by default (mask=True) but not with None.
+            outs = model.backbone(inputs, mask=None) if accepts_mask \
+                else model.backbone(inputs)
+            feats.append(pool_features(outs).float().cpu())
             labels.append(
                 torch.cat([s.gt_label.reshape(-1)[:1].cpu()
                            for s in data['data_samples']]))
