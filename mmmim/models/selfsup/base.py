@@ -1,7 +1,9 @@
-"""What every mmmim pre-training algorithm shares: where its patch mask comes from."""
-from typing import List, Optional
+"""What every mmmim pre-training algorithm shares: where its patch mask comes
+from, and what happens to a non-finite loss."""
+from typing import Dict, List, Optional
 
 import torch
+from mmengine.logging import MessageHub, print_log
 
 from mmpretrain.models import BaseSelfSupervisor
 from ..utils import masks_from_data_samples, random_patch_mask
@@ -14,16 +16,59 @@ class MIMSelfSupervisor(BaseSelfSupervisor):
     when every sample has one, exactly as given, and otherwise a random mask
     with ``mask_ratio`` made on the input's device.
 
+    :meth:`train_step` checks every loss term before the optimiser step: a
+    NaN or Inf stops training with an error naming the iteration and the
+    term, or, with ``nonfinite_loss='skip'``, skips the update with a warning
+    and counts the skipped steps (logged as ``skipped_steps``). Only the loss
+    values are checked; fp16 loss scaling (``AmpOptimWrapper``) still handles
+    overflowing gradients itself.
+
     Args:
         mask_ratio (float): Ratio of masked patches when the pipeline gives no
             mask.
+        nonfinite_loss (str): ``'raise'`` (default) or ``'skip'``.
     """
 
-    def __init__(self, *args, mask_ratio: float = 0.75, **kwargs):
+    def __init__(self, *args, mask_ratio: float = 0.75,
+                 nonfinite_loss: str = 'raise', **kwargs):
         super().__init__(*args, **kwargs)
         if not 0 < mask_ratio < 1:
             raise ValueError(f'mask_ratio must be in (0, 1), got {mask_ratio}')
+        if nonfinite_loss not in ('raise', 'skip'):
+            raise ValueError("nonfinite_loss must be 'raise' or 'skip', "
+                             f'got {nonfinite_loss!r}')
         self.mask_ratio = mask_ratio
+        self.nonfinite_loss = nonfinite_loss
+        self.num_skipped_steps = 0
+
+    def train_step(self, data, optim_wrapper) -> Dict[str, torch.Tensor]:
+        """mmengine's ``BaseModel.train_step`` with the non-finite check."""
+        with optim_wrapper.optim_context(self):
+            data = self.data_preprocessor(data, True)
+            losses = self._run_forward(data, mode='loss')
+        parsed_losses, log_vars = self.parse_losses(losses)
+        bad_terms = nonfinite_terms(log_vars)
+        if bad_terms:
+            iteration = MessageHub.get_current_instance().get_info('iter')
+            where = (f'iteration {iteration + 1}'
+                     if iteration is not None else 'this step')
+            message = (f'non-finite loss at {where}: ' + ', '.join(
+                f'{name}={value}' for name, value in bad_terms.items()))
+            if self.nonfinite_loss == 'raise':
+                raise FloatingPointError(
+                    message + " (set model.nonfinite_loss='skip' to skip "
+                    'such steps instead)')
+            self.num_skipped_steps += 1
+            print_log(f'{message}; optimiser step skipped '
+                      f'({self.num_skipped_steps} skipped so far)',
+                      logger='current', level=30)
+            optim_wrapper.zero_grad()
+        else:
+            optim_wrapper.update_params(parsed_losses)
+        if self.nonfinite_loss == 'skip':
+            log_vars['skipped_steps'] = torch.tensor(
+                float(self.num_skipped_steps))
+        return log_vars
 
     @property
     def num_patches(self) -> int:
@@ -55,3 +100,17 @@ class MIMSelfSupervisor(BaseSelfSupervisor):
     def extract_feat(self, inputs: torch.Tensor):
         """Dense features of the unmasked encoder (tuple of NCHW maps)."""
         return self.backbone(inputs)
+
+
+def nonfinite_terms(log_vars: Dict[str, torch.Tensor]) -> Dict[str, float]:
+    """The loss terms (names with 'loss', as mmengine sums them) that are NaN
+    or Inf, by name; one host sync in all."""
+    names = [k for k, v in log_vars.items()
+             if 'loss' in k and torch.is_tensor(v)]
+    if not names:
+        return {}
+    values = torch.stack([log_vars[k].detach().float().reshape(()) for k in names])
+    if bool(torch.isfinite(values).all()):
+        return {}
+    return {k: float(v) for k, v in zip(names, values.tolist())
+            if not torch.isfinite(torch.tensor(v))}
