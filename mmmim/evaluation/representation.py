@@ -53,7 +53,8 @@ def _accepts_mask(backbone: nn.Module) -> bool:
 def extract_features(model: nn.Module,
                      dataset: Dataset,
                      batch_size: int = 256,
-                     num_workers: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
+                     num_workers: int = 0
+                     ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Frozen-encoder features and labels of a labelled dataset.
 
     Runs ``model.data_preprocessor`` then ``model.backbone(inputs)`` without

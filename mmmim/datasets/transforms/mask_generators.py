@@ -73,7 +73,8 @@ class RandomMaskGenerator(BaseTransform):
       (``s = mask_patch_size // patch_size``): 224 / 32 -> 7 x 7 blocks,
       30 masked at ratio 0.6 -> 120 of 196 model patches.
 
-    **Added Keys:** ``mask`` (np.ndarray of shape ``(H/p, W/p)``, int, 1 = masked).
+    **Added Keys:** ``mask`` (np.ndarray, int, shape ``(H/p, W/p)``,
+    1 = masked).
 
     Args:
         input_size (int | tuple): Image size ``s`` or ``(h, w)``. Defaults
@@ -164,7 +165,8 @@ class BlockwiseMaskGenerator(BaseTransform):
     ``exact_count=True`` the shortfall is filled with uniformly random extra
     patches, giving exactly ``num_masking_patches`` (SIM: 118 of 14 x 14).
 
-    **Added Keys:** ``mask`` (np.ndarray of shape ``(H/p, W/p)``, int, 1 = masked).
+    **Added Keys:** ``mask`` (np.ndarray, int, shape ``(H/p, W/p)``,
+    1 = masked).
 
     Args:
         input_size (int | tuple): Image size ``s`` or ``(h, w)``. Defaults

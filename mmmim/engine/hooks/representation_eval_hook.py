@@ -1,7 +1,8 @@
-"""Log kNN (and linear-probe) accuracy of the frozen encoder during training."""
+"""Log kNN (and linear-probe) accuracy of the frozen encoder in training."""
 from typing import Optional
 
-from mmengine.dist import broadcast_object_list, get_world_size, is_main_process
+from mmengine.dist import (broadcast_object_list, get_world_size,
+                           is_main_process)
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
