@@ -8,6 +8,6 @@ from .version import __version__
 
 patch_mmengine_checkpoint_loading()
 
-from . import datasets, engine, models  # noqa: E402,F401  (registration)
+from . import datasets, engine, evaluation, models  # noqa: E402,F401
 
 __all__ = ['__version__']

@@ -193,6 +193,9 @@ def test_masked_vit_dense_outputs_and_pos_interpolation():
     tiny.init_weights()
     out = tiny(torch.randn(1, 3, 48, 48))[-1]
     assert out.shape == (1, 32, 6, 6) and torch.isfinite(out).all()
+    simmim = tiny_simmim().backbone
+    out = simmim(torch.randn(1, 3, 32, 32))[-1]
+    assert out.shape == (1, 32, 4, 4) and torch.isfinite(out).all()
 
 
 def test_masked_vit_rejects_bad_sizes_and_modes():

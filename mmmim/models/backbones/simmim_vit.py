@@ -64,6 +64,10 @@ class SimMIMViT(BEiTPretrainViT):
             layer.attn.proj.weight.data.div_(math.sqrt(2. * layer_id))
             layer.ffn.layers[1].weight.data.div_(math.sqrt(2. * layer_id))
 
+    def forward(self, x: torch.Tensor, mask: torch.Tensor = None):
+        # the parent requires ``mask``; without one this is the dense forward
+        return super().forward(x, mask)
+
     @property
     def num_patches(self) -> int:
         return self.patch_resolution[0] * self.patch_resolution[1]
