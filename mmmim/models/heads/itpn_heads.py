@@ -2,6 +2,9 @@
 from typing import Optional
 
 import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModule
 from mmpretrain.models.heads import MAEPretrainHead
 from mmpretrain.registry import MODELS
 
@@ -35,3 +38,159 @@ class iTPNPixelHead(MAEPretrainHead):
              mask: torch.Tensor) -> torch.Tensor:
         """Masked pixel loss; ``mask`` (B, L), 1 = masked."""
         return super().loss(pred, target, mask.flatten(1).to(pred.dtype))
+
+
+@MODELS.register_module()
+class iTPNCLIPHead(BaseModule):
+    """Prediction heads and loss of the reference iTPN CLIP variant.
+
+    Main output: the per-level embeddings ``decoder_embed`` (LayerNorm +
+    Linear(fpn -> D / 4^k), sub-tokens concatenated back to D per patch)
+    summed over levels, ``norm``, ``lm_head``. Auxiliary output: the main
+    stage's tokens after ``early_layers`` blocks through ``cls_pt_layers``
+    (attention blocks with layer scale and relative position bias),
+    ``norm_cls``, ``lm_cls_head``. Loss: SmoothL1 (beta 1) of each output
+    against the teacher target over **all** tokens, summed.
+
+    Args:
+        embed_dim (int): Backbone main width (512).
+        fpn_dim (int): Pyramid width (256).
+        target_dim (int): Teacher feature width (512 for CLIP ViT-B/16).
+        num_levels (int): Pyramid levels fused.
+        num_aux_layers (int): Blocks of the auxiliary branch (2).
+        num_heads (int): Heads of those blocks (8).
+        mlp_ratio (float): Their MLP ratio.
+        grid_size (int | tuple): Patch grid (14) for the relative bias.
+        use_rel_pos_bias (bool): Relative position bias in the aux blocks.
+        layer_scale_init_value (float): Layer scale of the aux blocks (0.1).
+        norm_cfg (dict): Norm layer config.
+    """
+
+    def __init__(self,
+                 embed_dim: int = 512,
+                 fpn_dim: int = 256,
+                 target_dim: int = 512,
+                 num_levels: int = 3,
+                 num_aux_layers: int = 2,
+                 num_heads: int = 8,
+                 mlp_ratio: float = 4.,
+                 grid_size=14,
+                 use_rel_pos_bias: bool = True,
+                 layer_scale_init_value: float = 0.1,
+                 norm_cfg: dict = dict(type='LN', eps=1e-6),
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        from ..backbones.itpn_hivit import iTPNBlock, relative_position_index
+        from ..necks.itpn_decoder import LevelEmbed, _init_linear_ln
+        eps = norm_cfg.get('eps', 1e-5)
+        self.decoder_embed = LevelEmbed(fpn_dim, embed_dim, num_levels)
+        self.norm = nn.LayerNorm(embed_dim, eps=eps)
+        self.lm_head = nn.Linear(embed_dim, target_dim)
+        self.grid = (grid_size, grid_size) if isinstance(grid_size, int) \
+            else tuple(grid_size)
+        self.cls_pt_layers = nn.ModuleList([
+            iTPNBlock(None, embed_dim, num_heads, mlp_ratio, True, None,
+                      rpe=False, layer_scale_init_value=layer_scale_init_value,
+                      norm_cfg=norm_cfg) for _ in range(num_aux_layers)
+        ])
+        self.use_rel_pos_bias = use_rel_pos_bias
+        if use_rel_pos_bias:
+            n_rel = (2 * self.grid[0] - 1) * (2 * self.grid[1] - 1)
+            for blk in self.cls_pt_layers:
+                blk.attn.relative_position_bias_table = nn.Parameter(
+                    torch.zeros(n_rel, num_heads))
+            self.register_buffer('relative_position_index',
+                                 relative_position_index(*self.grid),
+                                 persistent=False)
+        self.norm_cls = nn.LayerNorm(embed_dim, eps=eps)
+        self.lm_cls_head = nn.Linear(embed_dim, target_dim)
+        self.apply(_init_linear_ln)
+        if use_rel_pos_bias:
+            for blk in self.cls_pt_layers:
+                nn.init.trunc_normal_(blk.attn.relative_position_bias_table,
+                                      std=.02)
+
+    def forward(self, levels, early: torch.Tensor):
+        """``(main, aux)`` predictions, each (B, L, target_dim)."""
+        feats = self.decoder_embed.embed(levels)
+        x = feats[0]
+        for f in feats[1:]:
+            x = x + f
+        main = self.lm_head(self.norm(x))
+        y = early
+        n = y.shape[1]
+        for blk in self.cls_pt_layers:
+            bias = None
+            if self.use_rel_pos_bias:
+                table = blk.attn.relative_position_bias_table
+                bias = table[self.relative_position_index.reshape(-1)]
+                bias = bias.reshape(n, n, -1).permute(2, 0, 1)
+            y = blk(y, bias)
+        aux = self.lm_cls_head(self.norm_cls(y))
+        return main, aux
+
+    def loss(self, levels, early: torch.Tensor,
+             target: torch.Tensor) -> torch.Tensor:
+        """SmoothL1(main, target) + SmoothL1(aux, target) over all tokens."""
+        main, aux = self(levels, early)
+        target = target.to(main.dtype)
+        return F.smooth_l1_loss(main, target) + F.smooth_l1_loss(aux, target)
+
+
+@MODELS.register_module()
+class iTPNMFMHead(BaseModule):
+    """Per-level regression of EMA-teacher features (iTPN paper's MFM).
+
+    Level k of the pyramid (strides 16, 8, 4; token layout) is mapped by a
+    Linear(fpn_dim -> C_k) to the teacher backbone's feature of the same
+    stride (C_k = 512, 256, 128 for base); the loss of each level is the
+    ``criterion`` averaged over the channels and the sub-tokens of **masked**
+    patches only; the total is the ``level_weights``-weighted sum.
+
+    Args:
+        fpn_dim (int): Pyramid width.
+        target_dims (Sequence[int]): Teacher widths at strides 16, 8, 4.
+        criterion (str): 'mse' or 'smooth_l1'.
+        level_weights (Sequence[float]): Weight of each level's loss.
+    """
+
+    def __init__(self,
+                 fpn_dim: int = 256,
+                 target_dims=(512, 256, 128),
+                 criterion: str = 'mse',
+                 level_weights=(1., 1., 1.),
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        if criterion not in ('mse', 'smooth_l1'):
+            raise ValueError(f'unknown criterion {criterion!r}')
+        self.criterion = criterion
+        self.level_weights = tuple(level_weights)
+        self.predictors = nn.ModuleList(
+            [nn.Linear(fpn_dim, c) for c in target_dims])
+        for m in self.predictors:
+            nn.init.trunc_normal_(m.weight, std=.02)
+            nn.init.constant_(m.bias, 0)
+
+    def loss(self, levels, targets, mask: torch.Tensor) -> torch.Tensor:
+        """Masked regression loss.
+
+        Args:
+            levels: Pyramid outputs ``(l16, l8, l4)`` over all L patches.
+            targets: Teacher features ``(t16, t8, t4)`` in token layout.
+            mask (Tensor): (B, L) bool, 1 = masked.
+        """
+        w = mask.flatten(1).float()
+        total = 0.
+        for lvl, tgt, pred_layer, weight in zip(levels, targets,
+                                                self.predictors,
+                                                self.level_weights):
+            pred = pred_layer(lvl)
+            tgt = tgt.reshape(pred.shape).to(pred.dtype)
+            if self.criterion == 'mse':
+                err = (pred - tgt)**2
+            else:
+                err = F.smooth_l1_loss(pred, tgt, reduction='none')
+            # mean over channels and the patch's sub-tokens -> (B, L)
+            err = err.reshape(err.shape[0], err.shape[1], -1).mean(-1)
+            total = total + weight * (err * w).sum() / w.sum().clamp(min=1)
+        return total

@@ -82,3 +82,114 @@ class iTPNPretrainer(BaseSelfSupervisor):
         mask = self.get_mask(img, data_samples)
         pred = self.predict_pixels(img, mask)
         return dict(loss=self.head.loss(pred, img, mask))
+
+
+@MODELS.register_module()
+class iTPNCLIPPretrainer(iTPNPretrainer):
+    """iTPN masked feature modeling with a frozen CLIP teacher (reference).
+
+    The mask token replaces the masked stride-16 tokens after the stem
+    (backbone ``mask_mode='token'``); the pyramid runs over all patches; the
+    head predicts the teacher's normalised patch features from the fused
+    levels (main) and from the main stage after ``early_layers`` blocks
+    (auxiliary), SmoothL1 over all tokens.
+
+    Args:
+        backbone (dict): ``iTPNBackbone`` config (``mask_mode='token'``).
+        neck (dict): ``iTPNPyramidNeck`` config (``fpn_depth=1``).
+        head (dict): ``iTPNCLIPHead`` config.
+        target_generator (dict): ``iTPNCLIPTeacher`` config.
+        early_layers (int): Main blocks before the auxiliary branch
+            (int(0.75 * 24) = 18 for base).
+        mask_ratio (float): Random masking ratio when the pipeline gives no
+            mask (the reference pipeline gives a block-wise mask of 75).
+    """
+
+    def __init__(self,
+                 backbone: dict,
+                 neck: dict,
+                 head: dict,
+                 target_generator: dict,
+                 early_layers: int = 18,
+                 mask_ratio: float = 0.4,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None):
+        BaseSelfSupervisor.__init__(
+            self, backbone=backbone, neck=neck, head=head,
+            target_generator=target_generator,
+            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        if not 0 < mask_ratio < 1:
+            raise ValueError(f'mask_ratio must be in (0, 1), got {mask_ratio}')
+        if not 0 < early_layers <= self.backbone.num_main_blocks:
+            raise ValueError(f'early_layers must be in [1, '
+                             f'{self.backbone.num_main_blocks}]')
+        self.mask_ratio = mask_ratio
+        self.early_layers = early_layers
+
+    def loss(self, inputs, data_samples: Optional[List] = None,
+             **kwargs) -> Dict[str, torch.Tensor]:
+        """``dict(loss=SmoothL1(main) + SmoothL1(aux))``."""
+        img = _image(inputs)
+        mask = self.get_mask(img, data_samples)
+        f4, f8, f16, early = self.backbone.forward_tokens(
+            img, mask, mask_mode='token', hidden_after=(self.early_layers, ))
+        levels = self.neck((f4, f8, f16))
+        with torch.no_grad():
+            target = self.target_generator(img)
+        return dict(loss=self.head.loss(levels, early, target))
+
+
+@MODELS.register_module()
+class iTPNMFMPretrainer(iTPNPretrainer):
+    """iTPN masked feature modeling with a moving-average teacher (paper).
+
+    The teacher is an EMA copy of the backbone run on the unmasked image; the
+    student hides the masked patches (by default with a mask token in place
+    of their stride-4 tokens, ``mask_mode='stem_token'``, so no stage sees
+    them) and each pyramid level regresses the teacher's feature of the same
+    stride (stage-3 / stage-2 / stage-1 output) on the masked patches.
+
+    Args:
+        backbone (dict): ``iTPNBackbone`` config.
+        neck (dict): ``iTPNPyramidNeck`` config.
+        head (dict): ``iTPNMFMHead`` config.
+        target_generator (dict): ``iTPNEMATeacher`` config.
+        mask_mode (str): How the student hides patches: 'stem_token'
+            (default) or 'token' (mask token after the stem).
+        mask_ratio (float): Random masking ratio without a pipeline mask.
+    """
+
+    def __init__(self,
+                 backbone: dict,
+                 neck: dict,
+                 head: dict,
+                 target_generator: dict,
+                 mask_mode: str = 'stem_token',
+                 mask_ratio: float = 0.75,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None):
+        BaseSelfSupervisor.__init__(
+            self, backbone=backbone, neck=neck, head=head,
+            target_generator=target_generator,
+            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        if mask_mode not in ('stem_token', 'token'):
+            raise ValueError(f'unknown mask_mode {mask_mode!r}')
+        if not 0 < mask_ratio < 1:
+            raise ValueError(f'mask_ratio must be in (0, 1), got {mask_ratio}')
+        self.mask_mode = mask_mode
+        self.mask_ratio = mask_ratio
+        self.target_generator.setup(self.backbone)
+
+    def loss(self, inputs, data_samples: Optional[List] = None,
+             **kwargs) -> Dict[str, torch.Tensor]:
+        """``dict(loss=sum of the per-level masked regression losses)``."""
+        img = _image(inputs)
+        mask = self.get_mask(img, data_samples)
+        if self.training:
+            self.target_generator.update(self.backbone)
+        targets = self.target_generator(img)  # (t4, t8, t16)
+        feats = self.backbone.forward_tokens(img, mask,
+                                             mask_mode=self.mask_mode)
+        levels = self.neck(feats)  # (l16, l8, l4)
+        return dict(
+            loss=self.head.loss(levels, targets[::-1], mask))

@@ -1,0 +1,163 @@
+"""Teachers for iTPN masked feature modeling: frozen CLIP, or an EMA backbone."""
+import os.path as osp
+from typing import Optional, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModule, ExponentialMovingAverage
+from mmpretrain.models.utils.clip_generator_helper import VisionTransformer
+from mmpretrain.registry import MODELS
+
+# CLIP's own input normalisation, in 0-255 units
+CLIP_MEAN = (0.48145466 * 255, 0.4578275 * 255, 0.40821073 * 255)
+CLIP_STD = (0.26862954 * 255, 0.26130258 * 255, 0.27577711 * 255)
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+
+def _load_clip_visual_state(path: str) -> dict:
+    """The visual tower's state dict from an OpenAI-layout CLIP file.
+
+    Accepts a full CLIP state dict (``visual.*`` keys), the visual tower's
+    own keys, either under ``state_dict``/``model``, or OpenAI's TorchScript
+    archive (``ViT-B-16.pt``).
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'CLIP teacher checkpoint not found: {path!r}. The iTPN CLIP '
+            'variant needs a local CLIP ViT-B/16 file (e.g. OpenAI\'s '
+            'ViT-B-16.pt); set model.target_generator.checkpoint to its path.')
+    try:
+        obj = torch.load(path, map_location='cpu', weights_only=False)
+    except RuntimeError:
+        obj = torch.jit.load(path, map_location='cpu')
+    if isinstance(obj, torch.jit.ScriptModule) or isinstance(obj, nn.Module):
+        obj = obj.state_dict()
+    for key in ('state_dict', 'model'):
+        if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
+            obj = obj[key]
+    if any(k.startswith('visual.') for k in obj):
+        obj = {k[len('visual.'):]: v for k, v in obj.items()
+               if k.startswith('visual.')}
+    if 'conv1.weight' not in obj or 'proj' not in obj:
+        raise KeyError(f'{path!r} does not hold a CLIP ViT visual tower '
+                       '(no conv1.weight / proj keys)')
+    return {k: v.float() for k, v in obj.items()}
+
+
+@MODELS.register_module()
+class iTPNCLIPTeacher(BaseModule):
+    """Frozen CLIP ViT: patch tokens after ln_post and proj, then a LayerNorm
+    without affine (the reference iTPN CLIP target, (B, 196, 512) for B/16).
+
+    The student's image (normalised with ``input_mean/std``) is
+    re-normalised with CLIP's statistics, so one pipeline serves both.
+
+    Args:
+        checkpoint (str, optional): Local path of an OpenAI-layout CLIP
+            checkpoint; its architecture is read from the tensor shapes.
+        arch (dict, optional): Without a checkpoint, build a randomly
+            initialised tower (tests): ``input_resolution, patch_size, width,
+            layers, heads, output_dim``.
+        input_mean, input_std (Sequence[float]): Normalisation of the input.
+        clip_mean, clip_std (Sequence[float]): CLIP's normalisation.
+    """
+
+    def __init__(self,
+                 checkpoint: Optional[str] = None,
+                 arch: Optional[dict] = None,
+                 input_mean: Sequence[float] = IMAGENET_MEAN,
+                 input_std: Sequence[float] = IMAGENET_STD,
+                 clip_mean: Sequence[float] = CLIP_MEAN,
+                 clip_std: Sequence[float] = CLIP_STD,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        if checkpoint is None and arch is None:
+            raise ValueError('iTPNCLIPTeacher needs `checkpoint` (a local CLIP '
+                             'ViT-B/16 file) or, for tests, an `arch` dict')
+        state = None
+        if checkpoint is not None:
+            state = _load_clip_visual_state(checkpoint)
+            width, _, patch, _ = state['conv1.weight'].shape
+            grid = int(round((state['positional_embedding'].shape[0] - 1)**.5))
+            arch = dict(
+                input_resolution=patch * grid,
+                patch_size=patch,
+                width=width,
+                layers=len({k.split('.')[2] for k in state
+                            if k.startswith('transformer.resblocks.')}),
+                heads=max(1, width // 64),  # OpenAI CLIP: 64-d heads
+                output_dim=state['proj'].shape[1])
+        self.arch = dict(arch)
+        self.visual = VisionTransformer(**self.arch)
+        if state is not None:
+            self.visual.load_state_dict(state, strict=True)
+        self.visual.requires_grad_(False)
+        self.visual.eval()
+        scale = torch.tensor(input_std) / torch.tensor(clip_std)
+        shift = (torch.tensor(input_mean) - torch.tensor(clip_mean)) / \
+            torch.tensor(clip_std)
+        self.register_buffer('scale', scale.view(1, 3, 1, 1), persistent=False)
+        self.register_buffer('shift', shift.view(1, 3, 1, 1), persistent=False)
+
+    def init_weights(self):
+        """The teacher is fixed: nothing to initialise."""
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.visual.eval()  # always frozen
+        return self
+
+    @torch.no_grad()
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        """(B, L, output_dim) normalised patch-token targets."""
+        x = img * self.scale + self.shift
+        feats, _ = self.visual(x)
+        feats = feats[:, 1:].float()
+        return F.layer_norm(feats, feats.shape[-1:])
+
+
+@MODELS.register_module()
+class iTPNEMATeacher(BaseModule):
+    """Moving-average copy of the student backbone (iTPN paper's MFM).
+
+    Call :meth:`update` with the student every step (the first call copies
+    it); :meth:`forward` gives the teacher's unmasked stride-4/8/16 features
+    in token layout, each normalised by a LayerNorm without affine.
+
+    Args:
+        momentum (float): mmengine's EMA momentum: teacher = (1 - m) *
+            teacher + m * student (m = 1 - decay; 1e-3 is a 0.999 decay).
+    """
+
+    def __init__(self, momentum: float = 1e-3,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        self.momentum = momentum
+        self.ema = None
+
+    def setup(self, backbone: nn.Module) -> None:
+        """Create the averaged copy of ``backbone`` (called by the algorithm
+        at construction, so that checkpoints resume it)."""
+        self.ema = ExponentialMovingAverage(backbone, momentum=self.momentum)
+        self.ema.module.eval()
+
+    def init_weights(self):
+        """The copy is (re)taken from the student at its first update."""
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.ema is not None:
+            self.ema.module.eval()
+        return self
+
+    @torch.no_grad()
+    def update(self, backbone: nn.Module) -> None:
+        self.ema.update_parameters(backbone)
+
+    @torch.no_grad()
+    def forward(self, img: torch.Tensor):
+        """``(t4, t8, t16)``: (B, L, 4, 4, C/4), (B, L, 2, 2, C/2), (B, L, C)."""
+        feats = self.ema.module.forward_tokens(img)[:3]
+        return tuple(F.layer_norm(f.float(), f.shape[-1:]) for f in feats)
