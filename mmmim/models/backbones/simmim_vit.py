@@ -35,8 +35,10 @@ class SimMIMViT(BEiTPretrainViT):
     """
 
     def __init__(self, *args, drop_path_rate: float = 0.1,
-                 init_mode: str = 'simmim', **kwargs):
-        super().__init__(*args, drop_path_rate=drop_path_rate, **kwargs)
+                 out_type: str = 'featmap', init_mode: str = 'simmim',
+                 **kwargs):
+        super().__init__(
+            *args, drop_path_rate=drop_path_rate, out_type=out_type, **kwargs)
         if init_mode not in ('simmim', 'beit'):
             raise ValueError(f"init_mode must be 'simmim' or 'beit', "
                              f'got {init_mode!r}')
