@@ -19,7 +19,8 @@ model = dict(
         size=crop_size, mean=[72.94] * 3, std=[90.02] * 3,
         bgr_to_rgb=False),
     backbone=dict(
-        arch=dict(embed_dims=embed_dims, num_layers=6, num_heads=6,
+        arch=dict(_delete_=True, embed_dims=embed_dims, num_layers=6,
+                  num_heads=6,
                   feedforward_channels=embed_dims * 4),
         img_size=48,
         patch_size=4,

@@ -33,7 +33,7 @@ class SimpleFeaturePyramid(BaseModule):
         in_channels (int): channels of the backbone map.
         out_channels (int): channels of every output level. Defaults to 256.
         scale_factors (Sequence[float]): up/down-sampling of the input map
-            per level; 4, 2, 1 and 0.5 are supported. Defaults to
+            per level; 4, 2, 1 and 1/2^k (max-pooling) are supported. Defaults to
             (4.0, 2.0, 1.0, 0.5) (strides 4-32 from a stride-16 map).
         num_outs (int): number of outputs; levels beyond
             ``len(scale_factors)`` are max-pooled (stride 2) from the last.
@@ -73,8 +73,11 @@ class SimpleFeaturePyramid(BaseModule):
                 dim = dim // 2
             elif scale == 1.0:
                 layers = []
-            elif scale == 0.5:
-                layers = [nn.MaxPool2d(kernel_size=2, stride=2)]
+            elif scale < 1 and (1 / scale).is_integer() and \
+                    int(1 / scale) & (int(1 / scale) - 1) == 0:
+                # 0.5 (ViTDet); 0.25, ... for backbones of finer stride
+                k = int(1 / scale)
+                layers = [nn.MaxPool2d(kernel_size=k, stride=k)]
             else:
                 raise ValueError(f'scale factor {scale} is not supported')
             layers += [

@@ -1,0 +1,177 @@
+"""Small, real transfer runs on CPU (numbers quoted in docs/transfer.md).
+
+    # 1. a short demo MAE pre-training (configs/demo/mae_fashion-mnist.py)
+    python tools/transfer_demo.py pretrain --iters 400 --work-dir work_dirs/transfer_demo
+    # 2. Fashion-MNIST classification: fine-tune from it vs from scratch,
+    #    same iterations, same data, same recipe (scratch without layer decay)
+    python tools/transfer_demo.py classify --checkpoint work_dirs/transfer_demo/pretrain/iter_400.pth
+    # 3. Mask R-CNN / UperNet on the canvas sets, from the same checkpoint
+    python tools/transfer_demo.py detect --checkpoint ... --iters 300
+    python tools/transfer_demo.py segment --checkpoint ... --iters 200
+
+Each step appends its metrics to ``<work-dir>/results.json``.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import time
+
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+CLS_CFG = 'configs/benchmarks/classification/demo_mae-vit_ft_fashion-mnist.py'
+DET_CFG = ('configs/benchmarks/mask_rcnn/'
+           'canvas_mae-vit-demo_simple-fpn_mask-rcnn.py')
+SEG_CFG = 'configs/benchmarks/upernet/canvas_mae-vit-demo_upernet.py'
+
+
+def _iter_schedule(cfg, iters, warmup, last='cosine'):
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=iters,
+                         val_interval=iters)
+    warmup = min(warmup, iters // 2)
+    tail = (dict(type='CosineAnnealingLR', T_max=iters - warmup,
+                 eta_min=1e-6, by_epoch=False, begin=warmup, end=iters)
+            if last == 'cosine' else
+            dict(type='PolyLR', eta_min=0., power=1., by_epoch=False,
+                 begin=warmup, end=iters))
+    cfg.param_scheduler = [
+        dict(type='LinearLR', start_factor=1e-2, by_epoch=False, begin=0,
+             end=warmup), tail
+    ]
+    cfg.default_hooks.checkpoint = dict(
+        type='CheckpointHook', by_epoch=False, interval=iters,
+        max_keep_ckpts=1)
+    cfg.log_processor = dict(by_epoch=False)
+
+
+def _record(work_dir, key, value):
+    path = osp.join(work_dir, 'results.json')
+    results = json.load(open(path)) if osp.isfile(path) else {}
+    results[key] = value
+    with open(path, 'w') as f:
+        json.dump(results, f, indent=2)
+    print(key, json.dumps(value, indent=2))
+
+
+def pretrain(args):
+    cfg = Config.fromfile('configs/demo/mae_fashion-mnist.py')
+    cfg.work_dir = osp.join(args.work_dir, 'pretrain')
+    cfg.train_dataloader.batch_size = args.batch_size
+    cfg.train_dataloader.num_workers = 1
+    cfg.train_dataloader.persistent_workers = False
+    _iter_schedule(cfg, args.iters, warmup=max(args.iters // 12, 1))
+    cfg.default_hooks.logger = dict(type='LoggerHook', interval=20)
+    t0 = time.time()
+    Runner.from_cfg(cfg).train()
+    ckpt = osp.join(cfg.work_dir, f'iter_{args.iters}.pth')
+    _record(args.work_dir, 'pretrain',
+            dict(iters=args.iters, batch_size=args.batch_size,
+                 checkpoint=ckpt, minutes=round((time.time() - t0) / 60, 1)))
+
+
+def classify(args):
+    out = {}
+    for mode in ('finetune', 'scratch'):
+        cfg = Config.fromfile(CLS_CFG)
+        cfg.work_dir = osp.join(args.work_dir, f'cls_{mode}')
+        _iter_schedule(cfg, args.iters, warmup=max(args.iters // 10, 1))
+        cfg.train_dataloader.dataset.num_samples = args.train_samples
+        cfg.val_dataloader.dataset.num_samples = args.test_samples
+        cfg.test_dataloader = cfg.val_dataloader
+        if mode == 'finetune':
+            cfg.model.backbone.init_cfg.checkpoint = args.checkpoint
+        else:
+            # from scratch: mmpretrain's ViT init, no layer decay (the
+            # better choice without pre-training)
+            cfg.model.backbone.init_cfg = None
+            cfg.model.backbone.init_mode = 'default'
+            cfg.optim_wrapper.paramwise_cfg.layer_decay_rate = 1.0
+        t0 = time.time()
+        runner = Runner.from_cfg(cfg)
+        runner.train()
+        metrics = runner.test()
+        out[mode] = dict(top1=round(float(metrics['accuracy/top1']), 2),
+                         minutes=round((time.time() - t0) / 60, 1))
+    out.update(iters=args.iters, train_samples=args.train_samples,
+               test_samples=args.test_samples, checkpoint=args.checkpoint)
+    _record(args.work_dir, 'classify', out)
+
+
+def _canvas(args):
+    root = osp.join(args.work_dir, 'canvas')
+    if not osp.isdir(osp.join(root, 'coco')):
+        from mmmim.datasets.canvas import make_canvas_sets
+        make_canvas_sets(root, args.canvas_train, args.canvas_val)
+    return root
+
+
+def detect(args):
+    root = _canvas(args)
+    cfg = Config.fromfile(DET_CFG)
+    cfg.work_dir = osp.join(args.work_dir, 'mask_rcnn')
+    _iter_schedule(cfg, args.iters, warmup=max(args.iters // 12, 1))
+    data_root = osp.join(root, 'coco') + '/'
+    for dl in (cfg.train_dataloader, cfg.val_dataloader):
+        dl.dataset.data_root = data_root
+    cfg.test_dataloader = cfg.val_dataloader
+    cfg.val_evaluator.ann_file = data_root + 'annotations/instances_val.json'
+    cfg.test_evaluator = cfg.val_evaluator
+    cfg.model.backbone.init_cfg.checkpoint = args.checkpoint
+    if args.checkpoint == 'none':
+        cfg.model.backbone.init_cfg = None
+    t0 = time.time()
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    metrics = runner.test()
+    _record(args.work_dir, 'detect' + args.tag,
+            dict({k: round(float(v), 3) for k, v in metrics.items()
+                  if k.endswith(('_mAP', '_mAP_50'))},
+                 iters=args.iters, checkpoint=args.checkpoint,
+                 minutes=round((time.time() - t0) / 60, 1)))
+
+
+def segment(args):
+    root = _canvas(args)
+    cfg = Config.fromfile(SEG_CFG)
+    cfg.work_dir = osp.join(args.work_dir, 'upernet')
+    _iter_schedule(cfg, args.iters, warmup=max(args.iters // 12, 1),
+                   last='poly')
+    for dl in (cfg.train_dataloader, cfg.val_dataloader):
+        dl.dataset.data_root = osp.join(root, 'ade')
+    cfg.test_dataloader = cfg.val_dataloader
+    cfg.model.backbone.init_cfg.checkpoint = args.checkpoint
+    if args.checkpoint == 'none':
+        cfg.model.backbone.init_cfg = None
+    t0 = time.time()
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    metrics = runner.test()
+    _record(args.work_dir, 'segment' + args.tag,
+            dict({k: round(float(v), 2) for k, v in metrics.items()},
+                 iters=args.iters, checkpoint=args.checkpoint,
+                 minutes=round((time.time() - t0) / 60, 1)))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('step',
+                        choices=['pretrain', 'classify', 'detect', 'segment'])
+    parser.add_argument('--work-dir', default='work_dirs/transfer_demo')
+    parser.add_argument('--checkpoint', help="pre-training checkpoint "
+                        "('none': train the downstream model from scratch)")
+    parser.add_argument('--iters', type=int, default=300)
+    parser.add_argument('--batch-size', type=int, default=128)
+    parser.add_argument('--train-samples', type=int, default=10000)
+    parser.add_argument('--test-samples', type=int, default=2000)
+    parser.add_argument('--canvas-train', type=int, default=400)
+    parser.add_argument('--canvas-val', type=int, default=100)
+    parser.add_argument('--tag', default='', help='suffix of the result key')
+    args = parser.parse_args()
+    os.makedirs(args.work_dir, exist_ok=True)
+    dict(pretrain=pretrain, classify=classify, detect=detect,
+         segment=segment)[args.step](args)
+
+
+if __name__ == '__main__':
+    main()
