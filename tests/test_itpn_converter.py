@@ -1,4 +1,4 @@
-"""tools/model_converters/itpn_to_mmmim.py on synthetic reference checkpoints."""
+"""tools/model_converters/itpn_to_mmmim.py on synthetic reference ckpts."""
 import importlib.util
 import os.path as osp
 

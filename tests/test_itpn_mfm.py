@@ -1,7 +1,6 @@
 """iTPN masked feature modeling: CLIP teacher (reference) and EMA teacher."""
 import pytest
 import torch
-import torch.nn.functional as F
 from mmengine.config import Config
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample

@@ -92,7 +92,7 @@ def test_random_mask_without_pipeline_mask():
 
 
 def test_drop_mode_stem_features_match_unmasked():
-    """Dropping patches before the stem leaves the MLP-only stages per patch."""
+    """Dropping patches before the stem keeps the MLP stages per patch."""
     bb = MODELS.build(tiny_pixel_cfg()['backbone']).eval()
     img = torch.randn(2, 3, 32, 32)
     mask = torch.zeros(2, 16, dtype=torch.bool)

@@ -156,7 +156,7 @@ def convert(state: Dict[str, torch.Tensor],
 def model_shapes(config: str, cfg_options: Optional[dict] = None,
                  variant: str = 'pixel') -> Dict[str, torch.Size]:
     """State-dict shapes of the config's model, built on the meta device."""
-    import mmmim  # noqa: F401
+    import mmmim  # noqa: F401  (registers the components)
     from mmengine.config import Config
     from mmpretrain.registry import MODELS
     cfg = Config.fromfile(config)
@@ -178,7 +178,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('src', help='reference iTPN checkpoint')
     parser.add_argument('dst', help='output mmmim checkpoint')
-    parser.add_argument('--config', help='mmmim config the checkpoint must fit '
+    parser.add_argument('--config',
+                        help='mmmim config the checkpoint must fit '
                         '(default: the base pixel / CLIP config)')
     parser.add_argument('--variant', choices=['pixel', 'clip'],
                         help='detected from the keys when omitted')

@@ -37,7 +37,7 @@ def relative_position_index(h: int, w: int) -> torch.Tensor:
 
 def resize_rel_pos_table(table: torch.Tensor, src: Tuple[int, int],
                          dst: Tuple[int, int]) -> torch.Tensor:
-    """Bicubic resize of a ((2h-1)*(2w-1), heads) table from grid src to dst."""
+    """Bicubic resize of a ((2h-1)*(2w-1), heads) table, grid src -> dst."""
     sh, sw = 2 * src[0] - 1, 2 * src[1] - 1
     dh, dw = 2 * dst[0] - 1, 2 * dst[1] - 1
     if (sh, sw) == (dh, dw):
@@ -113,8 +113,8 @@ class iTPNBackbone(BaseModule):
       patches are dropped before the stem and N = visible patches, in raster
       order; with ``'token'`` (the reference CLIP/MFM variant) ``mask_token``
       replaces the masked stride-16 tokens after the stem (the stem sees the
-      whole image, a reference quirk); with ``'stem_token'`` ``stem_mask_token``
-      replaces the masked patches' stride-4 tokens before stage 1, so no stage
+      whole image, a reference quirk); with ``'stem_token'``
+      ``stem_mask_token``      replaces the masked patches' stride-4 tokens before stage 1, so no stage
       sees them. N = L for both token modes.
 
     Args:
@@ -516,7 +516,8 @@ class iTPNBackbone(BaseModule):
                     logger.info(f'{key}: resized {src}x{src} -> '
                                 f'{self.patch_resolution}')
         if self.use_rel_pos_bias:
-            n_rel = self.main_blocks[0].attn.relative_position_bias_table.shape[0]
+            own = self.main_blocks[0].attn.relative_position_bias_table
+            n_rel = own.shape[0]
             for k in list(state_dict):
                 if not (k.startswith(prefix + 'blocks.')
                         and k.endswith('relative_position_bias_table')):

@@ -32,7 +32,8 @@ class LevelEmbed(nn.ModuleList):
         super().__init__([
             nn.Sequential(
                 nn.LayerNorm(fpn_dim),
-                nn.Linear(fpn_dim, embed_dim // 4**k)) for k in range(num_levels)
+                nn.Linear(fpn_dim, embed_dim // 4**k))
+            for k in range(num_levels)
         ])
 
     def embed(self, levels: Sequence[torch.Tensor]):
@@ -95,7 +96,8 @@ class iTPNPixelDecoder(BaseModule):
             BlockWithRPE(None, embed_dim, num_heads, mlp_ratio, True, None,
                          rpe=False, norm_cfg=norm_cfg) for _ in range(depth)
         ])
-        self.decoder_norm = nn.LayerNorm(embed_dim, eps=norm_cfg.get('eps', 1e-5))
+        self.decoder_norm = nn.LayerNorm(embed_dim,
+                                         eps=norm_cfg.get('eps', 1e-5))
         self.decoder_pred = nn.Linear(embed_dim, patch_size**2 * in_channels)
         self.apply(_init_linear_ln)
         nn.init.normal_(self.mask_token, std=.02)

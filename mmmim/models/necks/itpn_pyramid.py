@@ -11,7 +11,6 @@ from typing import Optional, Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 from mmpretrain.models.backbones.hivit import BlockWithRPE
 from mmpretrain.models.necks.itpn_neck import PatchSplit

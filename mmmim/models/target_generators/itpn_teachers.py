@@ -1,4 +1,4 @@
-"""Teachers for iTPN masked feature modeling: frozen CLIP, or an EMA backbone."""
+"""Teachers of iTPN masked feature modeling: frozen CLIP or EMA backbone."""
 import os.path as osp
 from typing import Optional, Sequence
 
@@ -74,8 +74,9 @@ class iTPNCLIPTeacher(BaseModule):
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         if checkpoint is None and arch is None:
-            raise ValueError('iTPNCLIPTeacher needs `checkpoint` (a local CLIP '
-                             'ViT-B/16 file) or, for tests, an `arch` dict')
+            raise ValueError('iTPNCLIPTeacher needs `checkpoint` (a local '
+                             'CLIP ViT-B/16 file) or, for tests, an `arch` '
+                             'dict')
         state = None
         if checkpoint is not None:
             state = _load_clip_visual_state(checkpoint)
@@ -158,6 +159,7 @@ class iTPNEMATeacher(BaseModule):
 
     @torch.no_grad()
     def forward(self, img: torch.Tensor):
-        """``(t4, t8, t16)``: (B, L, 4, 4, C/4), (B, L, 2, 2, C/2), (B, L, C)."""
+        """``(t4, t8, t16)``: (B, L, 4, 4, C/4), (B, L, 2, 2, C/2),
+        (B, L, C)."""
         feats = self.ema.module.forward_tokens(img)[:3]
         return tuple(F.layer_norm(f.float(), f.shape[-1:]) for f in feats)
