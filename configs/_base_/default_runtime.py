@@ -9,6 +9,8 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # torch's random state in checkpoints: resumed runs draw the same masks
+    rng_state=dict(type='RNGStateHook'),
 )
 
 env_cfg = dict(
