@@ -27,11 +27,28 @@ class MIMSelfSupervisor(BaseSelfSupervisor):
         mask_ratio (float): Ratio of masked patches when the pipeline gives no
             mask.
         nonfinite_loss (str): ``'raise'`` (default) or ``'skip'``.
+        compile (bool | dict): Opt-in ``torch.compile`` of the compute
+            modules (backbone, neck, head and, where present, the other
+            ``compile_modules``), in place, with these options (``True``: the
+            defaults). The Python glue around them (masks, data samples,
+            losses dict) stays eager, so nothing in the data path has to be
+            traceable, and parameter names do not change. mmengine's own
+            ``cfg.compile`` compiles the whole ``train_step``, data
+            preprocessing included, which fails on numpy masks.
     """
 
+    #: submodules compiled by ``compile=...``
+    compile_modules = ('backbone', 'neck', 'head')
+
     def __init__(self, *args, mask_ratio: float = 0.75,
-                 nonfinite_loss: str = 'raise', **kwargs):
+                 nonfinite_loss: str = 'raise', compile=False, **kwargs):
         super().__init__(*args, **kwargs)
+        if compile:
+            options = {} if compile is True else dict(compile)
+            for name in self.compile_modules:
+                module = getattr(self, name, None)
+                if isinstance(module, torch.nn.Module):
+                    module.compile(**options)
         if not 0 < mask_ratio < 1:
             raise ValueError(f'mask_ratio must be in (0, 1), got {mask_ratio}')
         if nonfinite_loss not in ('raise', 'skip'):
