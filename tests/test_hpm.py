@@ -175,6 +175,8 @@ def test_momentum_schedule():
                                             abs=1e-12)
     assert tg.momentum(100) == 0.9999
     assert tg.momentum(799) == 0.9999
+    MessageHub.get_instance('test_hpm_no_runner')  # no schedule info
+    assert tg.momentum() == 0.999  # outside a runner: position 0
     hub = MessageHub.get_instance('test_hpm_tau')
     hub.update_info('epoch', 30)
     hub.update_info('max_epochs', 800)

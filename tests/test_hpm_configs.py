@@ -71,7 +71,8 @@ def tiny_runner_cfg(work_dir):
     cfg.model.neck.update(num_patches=16, embed_dim=32, decoder_embed_dim=16,
                           decoder_depth=1, decoder_num_heads=2)
     cfg.model.loss_predictor.update(embed_dims=16, depth=1, num_heads=2)
-    cfg.model.target_generator.momentum_warmup = 4
+    cfg.model.target_generator.update(base_momentum=0.99, final_momentum=0.999,
+                                      momentum_warmup=4)
     cfg.train_dataloader.update(batch_size=4, num_workers=0,
                                 persistent_workers=False)
     cfg.train_dataloader.dataset.update(split='test', img_size=16,

@@ -134,7 +134,8 @@ class HPMTarget(BaseModule):
         """tau = base + (pos / warmup)(final - base) for pos < warmup, else
         final; ``position`` defaults to the runner's (see class doc)."""
         if position is None:
-            position = self.progress()[0]
+            # outside a runner the schedule starts at 0
+            position = self.progress()[0] or 0
         if position >= self.momentum_warmup:
             return self.final_momentum
         return self.base_momentum + (position / self.momentum_warmup) * (
