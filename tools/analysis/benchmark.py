@@ -10,9 +10,10 @@ loss, backward, optimizer step (AdamW), plus the method's per-iteration hooks
 (HPM's EMA teacher update, SIM's momentum). Masks drawn on the device by the
 model (MAE/iTPN random masks, HPM's teacher mask) are inside the step; masks
 and views drawn by the data pipeline (in the data workers) are prepared
-beforehand, as the dataloader would. Each model is timed after ``--warmup``
-steps over ``--iters`` steps; the median step time is reported with images/s
-and peak memory (CUDA: max allocated; CPU: peak RSS growth of the process).
+beforehand, as the dataloader would. Each model runs in a fresh process and
+is timed after ``--warmup`` steps over ``--iters`` steps; the median step
+time is reported with images/s and peak memory (CUDA: max allocated; CPU:
+the process's peak resident memory, model and interpreter included).
 Where mmpretrain has the same model (MAE ViT, iTPN HiViT pixel at the same
 decoder depth) it is timed in the same run and the ratio printed.
 """
@@ -69,7 +70,8 @@ def parse_args(argv=None):
     parser.add_argument('--threads', type=int, default=None,
                         help='torch CPU threads (default: torch default)')
     parser.add_argument('--compile', action='store_true',
-                        help='torch.compile the mmmim models')
+                        help="torch.compile the mmmim models' compute "
+                        'modules (model.compile=True)')
     parser.add_argument('--cfg-options', nargs='*', default=[],
                         help='key=value overrides for every mmmim config, '
                         'e.g. model.backbone.arch=small')
@@ -81,6 +83,14 @@ def parse_args(argv=None):
 
 def rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_isolated(fn, *args):
+    """Run ``fn(*args)`` in a fresh process: no allocator or cache state
+    carries over from the previous model, and peak memory is its own."""
+    import multiprocessing as mp
+    with mp.get_context('spawn').Pool(1) as pool:
+        return pool.apply(fn, args)
 
 
 class StepRunner:
@@ -127,7 +137,7 @@ def build(cfg_path, cfg_options, img_size):
     return cfg, model, hooks
 
 
-def time_model(name, cfg, model, hooks, args, compile_model=False):
+def time_model(name, cfg, model, hooks, args):
     device = torch.device(args.device)
     model = model.to(device).train()
     batch = make_batch(cfg, args.batch_size, args.img_size)
@@ -138,7 +148,6 @@ def time_model(name, cfg, model, hooks, args, compile_model=False):
     for hook in hooks:
         if hasattr(hook, 'before_train'):
             hook.before_train(runner)
-    forward = torch.compile(model) if compile_model else model
     autocast = (torch.autocast(device.type, dtype=torch.bfloat16)
                 if args.precision == 'bf16' else contextlib.nullcontext())
 
@@ -147,7 +156,7 @@ def time_model(name, cfg, model, hooks, args, compile_model=False):
             hook.before_train_iter(runner, runner.iter, batch)
         data = model.data_preprocessor(batch, True)
         with autocast:
-            losses = forward(**data, mode='loss')
+            losses = model(**data, mode='loss')
         loss, _ = model.parse_losses(losses)
         loss.backward()
         optimizer.step()
@@ -159,7 +168,6 @@ def time_model(name, cfg, model, hooks, args, compile_model=False):
 
     if device.type == 'cuda':
         torch.cuda.reset_peak_memory_stats()
-    rss_before = rss_mb()
     times = []
     for i in range(args.warmup + args.iters):
         if device.type == 'cuda':
@@ -173,11 +181,33 @@ def time_model(name, cfg, model, hooks, args, compile_model=False):
     if not torch.isfinite(loss.detach()).all():
         raise RuntimeError(f'{name}: non-finite loss {loss.item()}')
     peak = (torch.cuda.max_memory_allocated() / 2**20
-            if device.type == 'cuda' else rss_mb() - rss_before)
+            if device.type == 'cuda' else rss_mb())
     step_time = statistics.median(times)
     return dict(name=name, step_s=step_time,
                 images_per_s=args.batch_size / step_time, peak_mb=peak,
                 loss=float(loss.detach()))
+
+
+def benchmark_one(impl, method, args, cfg_options):
+    """Build and time one model (in its own process)."""
+    import mmmim  # noqa: F401  (spawned processes register again)
+    MMLogger.get_instance('mmengine').setLevel('WARNING')
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if impl == 'mmmim':
+        if args.compile:  # mmmim's opt-in compile of the compute modules
+            cfg_options = dict(cfg_options, **{'model.compile': True})
+        cfg, model, hooks = build(ROOT / METHOD_CONFIGS[method], cfg_options,
+                                  args.img_size)
+        return time_model(f'mmmim {method}', cfg, model, hooks, args)
+    cfg = get_config(MMPRETRAIN_COUNTERPARTS[method])
+    if method == 'itpn':
+        # compare at the reference decoder depth (mmpretrain's default: 6)
+        cfg.model.neck.decoder_depth = 8
+    init_default_scope('mmpretrain')
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    return time_model(f'mmpretrain {method}', cfg, model, [], args)
 
 
 def time_hpm_mask(batch_size, repeats=50):
@@ -206,25 +236,13 @@ def main(argv=None):
           f'threads={torch.get_num_threads()} torch={torch.__version__}')
     rows = []
     for method in args.methods:
-        cfg, model, hooks = build(ROOT / METHOD_CONFIGS[method], cfg_options,
-                                  args.img_size)
-        ours = time_model(f'mmmim {method}', cfg, model, hooks, args,
-                          compile_model=args.compile)
+        ours = run_isolated(benchmark_one, 'mmmim', method, args, cfg_options)
         rows.append(ours)
-        del model
         if method in MMPRETRAIN_COUNTERPARTS and not args.no_mmpretrain:
-            cfg_ref = get_config(MMPRETRAIN_COUNTERPARTS[method])
-            if method == 'itpn':
-                # compare at the reference decoder depth (mmpretrain: 6)
-                cfg_ref.model.neck.decoder_depth = 8
-            init_default_scope('mmpretrain')
-            ref_model = MODELS.build(cfg_ref.model)
-            ref_model.init_weights()
-            ref = time_model(f'mmpretrain {method}', cfg_ref, ref_model, [],
-                             args)
+            ref = run_isolated(benchmark_one, 'mmpretrain', method, args,
+                               cfg_options)
             ref['ratio'] = ref['step_s'] / ours['step_s']
             rows.append(ref)
-            del ref_model
     print(f"\n{'model':<22}{'step (s)':>10}{'img/s':>10}{'peak MB':>10}"
           f"{'speed-up of mmmim':>20}")
     for row in rows:
