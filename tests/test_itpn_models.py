@@ -259,3 +259,15 @@ def test_dense_neck_modes():
     torch.testing.assert_close(bb._to_nchw(l4, (4, 4)), outs[0])
     torch.testing.assert_close(bb._to_nchw(l8, (4, 4)), outs[1])
     torch.testing.assert_close(bb._to_nchw(l16, (4, 4)), outs[2])
+
+
+def test_drop_path_linear_over_all_30_blocks():
+    with torch.device('meta'):
+        bb = MODELS.build(
+            dict(type='iTPNBackbone', arch='base', drop_path_rate=0.29))
+    rates = [
+        b.drop_path.drop_prob if hasattr(b.drop_path, 'drop_prob') else 0.
+        for b in bb.blocks if b.__class__.__name__ == 'iTPNBlock'
+    ]
+    assert len(rates) == 30
+    assert rates == pytest.approx([0.01 * i for i in range(30)])

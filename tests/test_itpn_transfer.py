@@ -1,4 +1,4 @@
-"""A tiny iTPN pre-training checkpoint loads into mmdet's Mask R-CNN.
+"""A tiny iTPN pre-training checkpoint loads into Mask R-CNN and UperNet.
 
 Backbone and pyramid neck both come from the pre-training checkpoint
 (``prefix='backbone.'`` / ``prefix='neck.'``); every parameter must load.
@@ -130,3 +130,64 @@ def test_pretraining_checkpoint_loads_into_mask_rcnn(tmp_path):
     total.backward()
     assert det.backbone.blocks[0].mlp.fc1.weight.grad is not None
     assert det.neck.split_8to4.reduction.weight.grad is not None
+
+
+def test_pretraining_checkpoint_loads_into_upernet(tmp_path):
+    mmseg = pytest.importorskip('mmseg')  # noqa: F841
+    from mmseg.registry import MODELS as SEG_MODELS
+    from mmseg.structures import SegDataSample
+    from mmseg.utils import register_all_modules
+    from mmengine.structures import PixelData
+
+    pre = _pretrain_model()
+    state = {k: v.detach().clone() for k, v in pre.state_dict().items()}
+    ckpt = str(tmp_path / 'itpn_tiny_pretrain.pth')
+    torch.save({'state_dict': state, 'meta': {}}, ckpt)
+
+    register_all_modules(init_default_scope=False)
+    bn = dict(type='BN', requires_grad=True)
+    cfg = dict(
+        type='EncoderDecoder',
+        data_preprocessor=dict(type='SegDataPreProcessor', size=(64, 64),
+                               mean=[123.675, 116.28, 103.53],
+                               std=[58.395, 57.12, 57.375], bgr_to_rgb=True,
+                               pad_val=0, seg_pad_val=255),
+        backbone=dict(type='mmpretrain.iTPNBackbone', arch=TINY_ARCH,
+                      img_size=64, patch_size=16,
+                      init_cfg=dict(type='Pretrained', checkpoint=ckpt,
+                                    prefix='backbone.')),
+        neck=dict(type='mmpretrain.iTPNPyramidNeck', in_channels=64,
+                  fpn_dim=32, fpn_depth=1, out_mode='uper',
+                  init_cfg=dict(type='Pretrained', checkpoint=ckpt,
+                                prefix='neck.')),
+        decode_head=dict(type='UPerHead', in_channels=[48, 64, 96, 96],
+                         in_index=[0, 1, 2, 3], pool_scales=(1, 2),
+                         channels=16, num_classes=3, norm_cfg=bn,
+                         align_corners=False,
+                         loss_decode=dict(type='CrossEntropyLoss',
+                                          loss_weight=1.0)),
+        train_cfg=dict(), test_cfg=dict(mode='whole'))
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        seg = SEG_MODELS.build(cfg)
+        seg.init_weights()
+    for name, module in (('backbone', seg.backbone), ('neck', seg.neck)):
+        own = module.state_dict()
+        assert set(own) == {k[len(name) + 1:] for k in state
+                            if k.startswith(name + '.')}
+        for key, value in own.items():
+            torch.testing.assert_close(value, state[f'{name}.{key}'])
+
+    seg.train()
+    samples, imgs = [], []
+    for _ in range(2):  # BatchNorm in the pooling branch needs 2 images
+        sample = SegDataSample(metainfo=dict(img_shape=(64, 64),
+                                             ori_shape=(64, 64),
+                                             pad_shape=(64, 64)))
+        sample.gt_sem_seg = PixelData(
+            data=torch.randint(0, 3, (1, 64, 64), dtype=torch.long))
+        samples.append(sample)
+        imgs.append(torch.randint(0, 255, (3, 64, 64), dtype=torch.uint8))
+    data = seg.data_preprocessor(dict(inputs=imgs, data_samples=samples),
+                                 True)
+    losses = seg.loss(data['inputs'], data['data_samples'])
+    assert torch.isfinite(losses['decode.loss_ce'])
