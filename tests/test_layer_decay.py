@@ -195,8 +195,9 @@ def test_itpn_30_block_rescaling_on_meta():
     with torch.device('meta'):
         model = _Wrapper(_hivit(arch='base', img_size=224))
     d = 0.60
-    groups = _groups(
-        build_optim_wrapper(model, _optim_cfg(d, rescale_depth=12)))
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        groups = _groups(
+            build_optim_wrapper(model, _optim_cfg(d, rescale_depth=12)))
     d_eff = d**(13 / 31)
     n = len(model.backbone.blocks)
     assert n == 32  # 30 blocks + 2 merges
@@ -208,3 +209,46 @@ def test_itpn_30_block_rescaling_on_meta():
     assert groups[last][3] == 30
     assert groups[last][0] == pytest.approx(d_eff)
     assert groups['head.weight'][0] == 1.0
+
+
+def test_itpn_finetune_config_rescaling_on_meta():
+    if MODELS.get('iTPNBackbone') is None:
+        pytest.skip('iTPNBackbone not available')
+    cfg = Config.fromfile(
+        f'{BENCH}/classification/itpn_hivit-base-p16_ft-100e_in1k.py')
+    assert cfg.optim_wrapper.paramwise_cfg == dict(layer_decay_rate=0.60,
+                                                   rescale_depth=12)
+    init_default_scope('mmpretrain')
+    with torch.device('meta'):
+        model = MODELS.build(cfg.model)
+    cfg.optim_wrapper.type = 'OptimWrapper'
+    groups = _groups(build_optim_wrapper(model, cfg.optim_wrapper))
+    d_eff = 0.60**(13 / 31)
+    assert groups['backbone.patch_embed.proj.weight'][0] == \
+        pytest.approx(0.60**13)
+    assert groups['backbone.blocks.31.attn.qkv.weight'][0] == \
+        pytest.approx(d_eff)
+    assert groups['backbone.blocks.31.attn.relative_position_bias_table'][
+        1] == 0.
+    assert groups['neck.fc_norm.weight'][:2] == (1.0, 0.)
+    assert groups['head.fc.weight'][0] == 1.0
+
+
+@pytest.mark.parametrize('cfg_file,scope', [
+    ('mask_rcnn/itpn_hivit-base-p16_pyramid_mask-rcnn_1x_coco.py', 'mmdet'),
+    ('upernet/itpn_hivit-base-p16_upernet_160k_ade20k-512x512.py', 'mmseg'),
+])
+def test_itpn_dense_configs_decay_090_over_30_blocks(cfg_file, scope):
+    if MODELS.get('iTPNBackbone') is None:
+        pytest.skip('iTPNBackbone not available')
+    cfg = Config.fromfile(f'{BENCH}/{cfg_file}')
+    model = _Wrapper(_hivit(arch=HIVIT_TINY, img_size=64))
+    model.neck = nn.Linear(2, 2)  # stands for the pre-trained pyramid
+    with DefaultScope.overwrite_default_scope(scope):
+        cfg.optim_wrapper.type = 'OptimWrapper'
+        groups = _groups(build_optim_wrapper(model, cfg.optim_wrapper))
+    d = cfg.optim_wrapper.paramwise_cfg.layer_decay_rate
+    assert d == 0.90
+    assert groups['backbone.patch_embed.proj.weight'][0] == \
+        pytest.approx(d**5)
+    assert groups['neck.weight'][0] == 1.0

@@ -49,6 +49,8 @@ CLS = [
     'sim_vit-base-p16_ft-100e_in1k.py',
     'mae_vit-base-p16_linear-90e_in1k.py',
     'sim_vit-base-p16_linear-90e_in1k.py',
+    'itpn_hivit-base-p16_ft-100e_in1k.py',
+    'itpn_hivit-base-p16_linear-90e_in1k.py',
 ]
 
 
@@ -62,6 +64,9 @@ def _tiny_cls(cfg):
     else:  # iTPN HiViT
         bb.update(arch=HIVIT_TINY, img_size=32)
         dims = 64
+        if isinstance(cfg.model.neck, dict) and \
+                cfg.model.neck.type == 'PoolNormNeck':
+            cfg.model.neck.in_channels = dims
     bb.init_cfg = None
     # as the Runner does: the top-level data_preprocessor joins the model
     if 'data_preprocessor' in cfg:
@@ -96,7 +101,9 @@ def test_classification_config_one_iteration(cfg_file):
     losses, changed = _step(model, cfg, _cls_batch(), 'mmpretrain')
     assert set(losses) == {'loss'}
     assert changed['head.fc.weight']
-    block = 'backbone.layers.0.attn.qkv.weight'
+    itpn = 'itpn' in cfg_file
+    block = ('backbone.blocks.4.attn.qkv.weight'
+             if itpn else 'backbone.layers.0.attn.qkv.weight')
     if 'linear' in cfg_file:
         # frozen encoder: only the BN-less probe (BN has no affine) moves
         assert not any(v for k, v in changed.items()
@@ -105,7 +112,11 @@ def test_classification_config_one_iteration(cfg_file):
             'head.fc.weight', 'head.fc.bias'
         ]
     else:
-        assert changed[block] and changed['backbone.ln2.weight']
+        fc_norm = 'neck.fc_norm.weight' if itpn else 'backbone.ln2.weight'
+        assert changed[block] and changed[fc_norm]
+        if itpn:  # fine-tuning switches relative position bias on
+            assert changed[
+                'backbone.blocks.5.attn.relative_position_bias_table']
 
 
 # ------------------------------------------------------------- canvas data
@@ -139,6 +150,17 @@ def _tiny_det(cfg, canvas):
     if bb.type == 'mmpretrain.MaskedViT':
         bb.update(arch=TINY, img_size=64, patch_size=4, out_indices=(1, ))
         cfg.model.neck.update(in_channels=32, scale_factors=(1.0, 0.5, 0.25))
+    else:  # iTPN: backbone + pre-trained pyramid, 32-wide heads
+        bb.update(arch=HIVIT_TINY, img_size=64)
+        cfg.model.neck.update(in_channels=64, fpn_dim=32, fpn_depth=1,
+                              init_cfg=None)
+        cfg.model.rpn_head.update(in_channels=32, feat_channels=32)
+        roi = cfg.model.roi_head
+        roi.bbox_roi_extractor.out_channels = 32
+        roi.mask_roi_extractor.out_channels = 32
+        roi.bbox_head.update(in_channels=32, conv_out_channels=32,
+                             fc_out_channels=32)
+        roi.mask_head.update(in_channels=32, conv_out_channels=32)
     bb.init_cfg = None
     ds = cfg.train_dataloader.dataset
     ds.update(data_root=canvas['coco_root'] + '/',
@@ -155,6 +177,7 @@ def _tiny_det(cfg, canvas):
 DET = [
     'mae_vit-base-p16_simple-fpn_mask-rcnn_1x_coco.py',
     'canvas_mae-vit-demo_simple-fpn_mask-rcnn.py',
+    'itpn_hivit-base-p16_pyramid_mask-rcnn_1x_coco.py',
 ]
 
 
@@ -174,7 +197,15 @@ def test_mask_rcnn_config_one_iteration(cfg_file, canvas):
     losses, changed = _step(model, cfg, data, 'mmdet')
     for key in ('loss_rpn_cls', 'loss_cls', 'loss_bbox', 'loss_mask'):
         assert key in losses
-    assert changed['backbone.layers.0.attn.qkv.weight']
+    assert changed[_first_attn(cfg)]
+    if 'itpn' in cfg_file:
+        assert changed['neck.fpn_modules.2.mlp.fc1.weight']
+
+
+def _first_attn(cfg):
+    return ('backbone.layers.0.attn.qkv.weight'
+            if cfg.model.backbone.type.endswith('MaskedViT') else
+            'backbone.blocks.4.attn.qkv.weight')
 
 
 # ------------------------------------------------------------------ segment
@@ -186,6 +217,11 @@ def _tiny_seg(cfg, canvas):
                   out_indices=(0, 1, 2, 3))
         cfg.model.neck.update(embed_dim=32, norm_cfg=bn)
         in_ch, aux_ch = [32] * 4, 32
+    else:  # iTPN: concat(pyramid level, backbone map)
+        bb.update(arch=HIVIT_TINY, img_size=32)
+        cfg.model.neck.update(in_channels=64, fpn_dim=32, fpn_depth=1,
+                              init_cfg=None)
+        in_ch, aux_ch = [32 + 16, 32 + 32, 32 + 64, 32 + 64], 32 + 64
     cfg.model.decode_head.update(in_channels=in_ch, channels=16,
                                  num_classes=11, norm_cfg=bn)
     cfg.model.auxiliary_head.update(in_channels=aux_ch, channels=16,
@@ -207,6 +243,7 @@ def _tiny_seg(cfg, canvas):
 SEG = [
     'mae_vit-base-p16_upernet_160k_ade20k-512x512.py',
     'canvas_mae-vit-demo_upernet.py',
+    'itpn_hivit-base-p16_upernet_160k_ade20k-512x512.py',
 ]
 
 
@@ -222,7 +259,7 @@ def test_upernet_config_one_iteration(cfg_file, canvas):
         model.init_weights()
     losses, changed = _step(model, cfg, data, 'mmseg')
     assert 'decode.loss_ce' in losses and 'aux.loss_ce' in losses
-    assert changed['backbone.layers.0.attn.qkv.weight']
+    assert changed[_first_attn(cfg)]
     # slide inference over a larger image
     model.eval()
     model.test_cfg.crop_size = (32, 32)

@@ -252,3 +252,119 @@ def test_shared_rel_pos_table_copied_and_resized():
         'rel_pos_bias.relative_position_bias_table',
         'rel_pos_bias.relative_position_index'
     ]
+
+
+# ---------------------------------------------------------------- iTPN
+HIVIT_TINY = dict(embed_dims=64, depths=[1, 1, 2], num_heads=2)
+
+
+@pytest.fixture(scope='module')
+def itpn_ckpt(tmp_path_factory):
+    if MODELS.get('iTPNPretrainer') is None:
+        pytest.skip('iTPN is not available')
+    init_default_scope('mmpretrain')
+    model = MODELS.build(
+        dict(type='iTPNPretrainer',
+             backbone=dict(type='iTPNBackbone', arch=HIVIT_TINY, img_size=64,
+                           patch_size=16),
+             neck=dict(type='iTPNPyramidNeck', in_channels=64, fpn_dim=32,
+                       fpn_depth=1),
+             decoder=dict(type='iTPNPixelDecoder', num_patches=16,
+                          patch_size=16, fpn_dim=32, embed_dim=64, depth=1,
+                          num_heads=2),
+             head=dict(type='iTPNPixelHead', patch_size=16)))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    path = str(tmp_path_factory.mktemp('ckpt') / 'itpn_tiny.pth')
+    torch.save(dict(meta=dict(), state_dict=sd), path)
+    split = {}
+    for part in ('backbone', 'neck'):
+        split[part] = {k[len(part) + 1:]: v for k, v in sd.items()
+                       if k.startswith(part + '.')}
+    return path, split
+
+
+def _build_itpn(cfg_file, ckpt, scope, img_size):
+    cfg = Config.fromfile(f'{BENCH}/{cfg_file}')
+    cfg.model.backbone.update(arch=HIVIT_TINY, img_size=img_size)
+    cfg.model.backbone.init_cfg.checkpoint = ckpt
+    neck = cfg.model.neck
+    if isinstance(neck, dict) and neck.type.endswith('iTPNPyramidNeck'):
+        neck.update(in_channels=64, fpn_dim=32, fpn_depth=1)
+        neck.init_cfg.checkpoint = ckpt
+    elif isinstance(neck, dict):
+        neck.in_channels = 64
+    if scope == 'mmpretrain':
+        cfg.model.head.in_channels = 64
+    if scope == 'mmseg':
+        bn = dict(type='BN', requires_grad=True)
+        cfg.model.decode_head.update(in_channels=[48, 64, 96, 96],
+                                     channels=16, norm_cfg=bn)
+        cfg.model.auxiliary_head.update(in_channels=96, channels=16,
+                                        norm_cfg=bn)
+    registry = __import__(f'{scope}.registry', fromlist=['MODELS']).MODELS
+    init_default_scope(scope)
+    model = registry.build(cfg.model)
+    model.init_weights()
+    return model
+
+
+ITPN_CASES = [
+    # classification fine-tuning switches relative position bias on: the
+    # new per-block tables are the only missing keys
+    ('classification/itpn_hivit-base-p16_ft-100e_in1k.py', 'mmpretrain', 32,
+     ['blocks.4.attn.relative_position_bias_table',
+      'blocks.5.attn.relative_position_bias_table']),
+    ('mask_rcnn/itpn_hivit-base-p16_pyramid_mask-rcnn_1x_coco.py', 'mmdet',
+     64, []),
+    ('upernet/itpn_hivit-base-p16_upernet_160k_ade20k-512x512.py', 'mmseg',
+     32, []),
+]
+
+
+@pytest.mark.parametrize('cfg_file,scope,img_size,missing', ITPN_CASES)
+def test_itpn_downstream_loads_backbone_and_pyramid(itpn_ckpt, cfg_file,
+                                                    scope, img_size,
+                                                    missing):
+    path, ref = itpn_ckpt
+    model = _build_itpn(cfg_file, path, scope, img_size)
+    bb = model.backbone.pretrained_load_report
+    assert sorted(bb.missing) == sorted(missing)
+    assert bb.unexpected == [] and bb.mismatched == []
+    assert set(bb.loaded) == set(ref['backbone'])
+    own = model.backbone.state_dict()
+    for k in bb.loaded:
+        if k != 'pos_embed':
+            torch.testing.assert_close(own[k], ref['backbone'][k], msg=k)
+    if img_size != 64:  # 4x4 pre-training grid -> 2x2
+        assert bb.adapted == ['pos_embed: (1, 16, 64) -> (1, 4, 64)']
+    else:
+        torch.testing.assert_close(own['pos_embed'],
+                                   ref['backbone']['pos_embed'])
+    if scope != 'mmpretrain':  # every pyramid key, with its values
+        nk = model.neck.pretrained_load_report
+        assert nk.missing == [] and nk.unexpected == []
+        assert set(nk.loaded) == set(ref['neck'])
+        for k, v in model.neck.state_dict().items():
+            torch.testing.assert_close(v, ref['neck'][k], msg=k)
+
+
+def test_itpn_neck_that_loads_nothing_raises(itpn_ckpt):
+    path, _ = itpn_ckpt
+    init_default_scope('mmpretrain')
+    neck = MODELS.build(
+        dict(type='iTPNPyramidNeck', in_channels=64, fpn_dim=32, fpn_depth=1,
+             out_mode='fpn',
+             init_cfg=dict(type='Pretrained', checkpoint=path,
+                           prefix='decoder.')))
+    with pytest.raises(RuntimeError, match='nothing was loaded'):
+        neck.init_weights()
+    # a 512-wide pyramid checkpoint into a 256-wide neck (the reference
+    # release): shape mismatches are reported and the load refuses
+    neck = MODELS.build(dict(type='iTPNPyramidNeck', in_channels=64,
+                             fpn_dim=16, fpn_depth=1, out_mode='fpn'))
+    with pytest.raises(RuntimeError, match='loaded only'):
+        load_pretrained_checked(neck, path, prefix='neck.')
+    assert len(neck.pretrained_load_report.mismatched) > 10
