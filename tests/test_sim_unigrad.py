@@ -61,6 +61,7 @@ def _free_port():
 
 
 def _worker(rank, port, out_dir):
+    torch.set_num_threads(1)
     torch_dist.init_process_group(
         'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
         world_size=2)
@@ -79,7 +80,10 @@ def _worker(rank, port, out_dir):
 
 def test_correlation_is_averaged_over_two_processes():
     with tempfile.TemporaryDirectory() as out_dir:
-        mp.spawn(_worker, args=(_free_port(), out_dir), nprocs=2, join=True)
+        # fork: the children reuse the parent's imports (spawn re-imports
+        # torch and mmpretrain, tens of seconds on 2 cores)
+        mp.start_processes(_worker, args=(_free_port(), out_dir), nprocs=2,
+                           join=True, start_method='fork')
         res = [torch.load(os.path.join(out_dir, f'{r}.pth')) for r in (0, 1)]
     local = [r['target'].T @ r['target'] / 6 for r in res]
     mean_corr = (local[0] + local[1]) / 2
