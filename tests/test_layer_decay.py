@@ -88,6 +88,7 @@ def test_vit_classifier_mmpretrain():
     ('mae_vit-base-p16_ft-100e_in1k.py', 0.65),
     ('hpm_vit-base-p16_ft-100e_in1k.py', 0.8),
     ('sim_vit-base-p16_ft-100e_in1k.py', 0.65),
+    ('simmim_vit-base-p16_ft-100e_in1k.py', 0.65),
 ])
 def test_vit_base_configs_on_meta(cfg_file, decay):
     cfg = Config.fromfile(f'{BENCH}/classification/{cfg_file}')

@@ -47,6 +47,7 @@ CLS = [
     'mae_vit-base-p16_ft-100e_in1k.py',
     'hpm_vit-base-p16_ft-100e_in1k.py',
     'sim_vit-base-p16_ft-100e_in1k.py',
+    'simmim_vit-base-p16_ft-100e_in1k.py',
     'mae_vit-base-p16_linear-90e_in1k.py',
     'sim_vit-base-p16_linear-90e_in1k.py',
     'itpn_hivit-base-p16_ft-100e_in1k.py',
@@ -56,7 +57,7 @@ CLS = [
 
 def _tiny_cls(cfg):
     bb = cfg.model.backbone
-    if bb.type == 'MaskedViT':
+    if bb.type in ('MaskedViT', 'SimMIMViT'):
         bb.update(arch=TINY, img_size=32, patch_size=4)
         if bb.get('frozen_stages', -1) > 0:
             bb.frozen_stages = 2

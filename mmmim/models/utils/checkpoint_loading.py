@@ -11,7 +11,8 @@ that step by :func:`load_pretrained_checked`, which
 - adapts the checkpoint to the module: absolute position embeddings and
   relative position bias tables are interpolated to the module's grid, a
   shared relative position table (SimMIM / BEiT) is copied into every block
-  that has its own, stale ``relative_position_index`` buffers are dropped;
+  that has its own, stale ``relative_position_index`` buffers are dropped
+  (and never counted as missing: modules compute them);
 - loads with ``strict=False`` and logs **every** missing, unexpected and
   shape-mismatched key (WARNING) plus a one-line summary (INFO);
 - raises ``RuntimeError`` when nothing of the module was loaded (and, with
@@ -141,7 +142,8 @@ def adapt_state_dict(module: nn.Module,
       module computes itself).
     - a shared ``rel_pos_bias.relative_position_bias_table`` (SimMIM/BEiT
       pre-training) is copied into every block's own table when the module
-      has per-block tables and no shared one.
+      has per-block tables and no shared one (and then removed, with its
+      index, so it is not reported as unexpected).
     - any other shape mismatch: dropped and recorded in
       ``report.mismatched``.
 
@@ -169,6 +171,10 @@ def adapt_state_dict(module: nn.Module,
         for dst in per_block:
             out[dst] = out[key].clone()
             report.adapted.append(f'{dst} <- {key}')
+        if per_block:
+            # consumed: the shared table (and its index) is not unexpected
+            del out[key]
+            out.pop(key.replace('bias_table', 'index'), None)
 
     for key in list(out):
         if key not in own or own[key].shape == out[key].shape:
@@ -252,7 +258,9 @@ def load_pretrained_checked(module: nn.Module,
     report = LoadReport()
     state_dict = adapt_state_dict(module, state_dict, report)
     result = module.load_state_dict(state_dict, strict=False)
-    report.missing = list(result.missing_keys)
+    # relative_position_index buffers are computed by the module itself
+    report.missing = [k for k in result.missing_keys
+                      if not k.endswith('relative_position_index')]
     report.unexpected = list(result.unexpected_keys)
     own = set(module.state_dict())
     report.loaded = [k for k in state_dict if k in own]
