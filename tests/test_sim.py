@@ -174,7 +174,8 @@ def _reference_counts():
 def test_base_config_matches_reference_parameter_counts():
     if os.path.isfile(OFFICIAL_KEYS):
         assert _reference_counts() == (REF_TOTAL, REF_TRAINABLE)
-    cfg = Config.fromfile(os.path.join(REPO, 'configs/sim/sim-vit-base_1600e.py'))
+    cfg = Config.fromfile(
+        os.path.join(REPO, 'configs/sim/sim-vit-base_1600e.py'))
     with torch.device('meta'):
         model = MODELS.build(cfg.model)
     total = sum(p.numel() for p in model.parameters())

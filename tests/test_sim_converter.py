@@ -20,7 +20,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEYS_FILE = os.path.join(REPO, '..', 'shared', 'spec', 'official_keys',
                          'sim_vit_base_patch16.txt')
 _spec = importlib.util.spec_from_file_location(
-    'sim_to_mmmim', os.path.join(REPO, 'tools/model_converters/sim_to_mmmim.py'))
+    'sim_to_mmmim',
+    os.path.join(REPO, 'tools/model_converters/sim_to_mmmim.py'))
 sim_to_mmmim = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(sim_to_mmmim)
 
@@ -196,8 +197,9 @@ def test_every_reference_key_is_converted_and_loads_strictly():
     result = model.load_state_dict(converted, strict=True)
     assert not result.missing_keys and not result.unexpected_keys
     # values land where they belong
-    torch.testing.assert_close(model.backbone.layers[1].ffn.layers[0][0].weight,
-                               sd['blocks.1.mlp.fc1.weight'])
+    torch.testing.assert_close(
+        model.backbone.layers[1].ffn.layers[0][0].weight,
+        sd['blocks.1.mlp.fc1.weight'])
     torch.testing.assert_close(
         model.momentum_branch.projector.blocks[1].norm2.bn.running_var,
         sd['mm_projector_decoder_blocks.1.norm2.bn.running_var'])
@@ -254,7 +256,8 @@ def test_converted_model_reproduces_reference_forward():
     f = torch.from_numpy(flips)
     rel = ((bx[:, 1, 0] - bx[:, 0, 0]) / bx[:, 0, 2],
            (bx[:, 1, 1] - bx[:, 0, 1]) / bx[:, 0, 3],
-           bx[:, 1, 2] / bx[:, 0, 2], bx[:, 1, 3] / bx[:, 0, 3], f[:, 0] ^ f[:, 1],
+           bx[:, 1, 2] / bx[:, 0, 2], bx[:, 1, 3] / bx[:, 0, 3],
+           f[:, 0] ^ f[:, 1],
            (120 - bx[:, 0, 1] - bx[:, 1, 1]) / bx[:, 0, 3])
 
     model.momentum = 0.9

@@ -59,7 +59,8 @@ def test_positions_match_geometry(flips):
         torch.from_numpy(f2), torch.full((batch, ), float(width)))
     pos_h, pos_w = relative_positions(geo, grid)
     emb = sim_relative_pos_embed(geo, 64, grid)
-    assert emb.shape == (batch, grid * grid, 128) and emb.dtype == torch.float32
+    assert emb.shape == (batch, grid * grid, 128)
+    assert emb.dtype == torch.float32
     for b in range(batch):
         gt_h, gt_w = _ground_truth(box1[b], box2[b], f1[b], f2[b], width, grid)
         np.testing.assert_allclose(pos_h[b].numpy(), gt_h, rtol=0, atol=1e-6)

@@ -35,7 +35,8 @@ def test_views_are_the_recorded_flipped_crops():
     for seed in range(4):
         res = _views(0.5, seed)
         assert len(res['img']) == 2 and res['img_width'] == W
-        assert res['crop_boxes'].shape == (2, 4) and res['flips'].shape == (2, )
+        assert res['crop_boxes'].shape == (2, 4)
+        assert res['flips'].shape == (2, )
         for view, (i, j, h, w), flip in zip(res['img'], res['crop_boxes'],
                                              res['flips']):
             i, j, h, w = map(int, (i, j, h, w))

@@ -1,4 +1,4 @@
-"""UniGrad loss: the formula, its gradient, and the cross-process correlation."""
+"""UniGrad loss: the formula, its gradient, the cross-process correlation."""
 import os
 import socket
 import tempfile

@@ -9,7 +9,8 @@ key is an error) and the result is checked against the config's model
 (default ``configs/sim/sim-vit-base_1600e.py``): every model key must be
 provided with the right shape, else the converter fails naming the keys.
 The output loads with ``load_from`` (resumes SIM pre-training) or, for
-transfer, ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')``.
+transfer, ``init_cfg=dict(type='Pretrained', checkpoint=...,
+prefix='backbone.')``.
 """
 import argparse
 import os.path as osp
@@ -24,7 +25,8 @@ from mmmim.converters import (KeyMap, VIT_BLOCK_RENAMES,  # noqa: E402
                               check_against_model, load_reference_checkpoint)
 
 DEFAULT_CONFIG = osp.join(
-    osp.dirname(__file__), '..', '..', 'configs', 'sim', 'sim-vit-base_1600e.py')
+    osp.dirname(__file__), '..', '..', 'configs', 'sim',
+    'sim-vit-base_1600e.py')
 
 # reference name -> mmmim name; projector / predictor blocks keep timm's
 # names (norm1.bn, attn.qkv, mlp.fc1, ...), encoder blocks are renamed to

@@ -42,7 +42,8 @@ class UniGradLoss(nn.Module):
             dist.all_reduce(corr, op='mean')
         return corr
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def forward(self, pred: torch.Tensor,
+                target: torch.Tensor) -> torch.Tensor:
         """
         Args:
             pred (Tensor): (B, L, D) predictions (or (N, D) rows in 'dense'

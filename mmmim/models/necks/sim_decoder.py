@@ -1,4 +1,4 @@
-"""SIM's projector and predictor: transformer blocks with BatchNorm over tokens.
+"""SIM's projector and predictor: transformer blocks, BatchNorm over tokens.
 
 Parameter names follow the reference (``blocks.N.norm1.bn``, ``attn.qkv``,
 ``mlp.fc1`` ...) through timm's ``Block``; only the norm layer is SIM's.
@@ -172,7 +172,8 @@ class SIMPredictor(BaseModule):
             raise ValueError(f'{x.shape[1] - 1} visible tokens but the mask '
                              f'leaves {vis_pos.shape[1]} visible')
         rel = sim_relative_pos_embed(geometry, D, self.grid_size)
-        rel = self.rel_pos_proj(rel.to(x.device, self.rel_pos_proj.weight.dtype))
+        rel = self.rel_pos_proj(
+            rel.to(x.device, self.rel_pos_proj.weight.dtype))
         queries = self.mask_token + rel
         x = torch.cat([x[:, :1] + pos[:, :1], x[:, 1:] + vis_pos,
                        queries.to(x.dtype)], dim=1)

@@ -41,7 +41,8 @@ class SIMMomentumBranch(nn.Module):
         self.mask_token = nn.Parameter(mask_token.detach().clone())
         self.requires_grad_(False)
 
-    def forward(self, x: torch.Tensor, pos_embed: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor,
+                pos_embed: torch.Tensor) -> torch.Tensor:
         """Full image -> (B, 1 + L, D) projector tokens (cls first)."""
         x, _ = self.patch_embed(x)
         cls = self.cls_token.expand(x.shape[0], -1, -1)

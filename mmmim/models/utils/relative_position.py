@@ -1,4 +1,4 @@
-"""SIM's relative position embedding: view 2's patches placed in view 1's frame.
+"""SIM's relative position embedding: view 2's patches in view 1's frame.
 
 Both views are crops (top ``i``, left ``j``, height ``h``, width ``w``) of the
 same image after an independent horizontal flip; every crop is resized to the
