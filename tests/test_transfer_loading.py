@@ -50,11 +50,11 @@ def tiny_ckpt(tmp_path_factory):
     return path, make_tiny_mae_checkpoint(path)
 
 
-def _build(cfg_file, ckpt, scope, **backbone):
+def _build(cfg_file, ckpt, scope, prefix='backbone.', **backbone):
     cfg = Config.fromfile(f'{BENCH}/{cfg_file}')
     init_default_scope(scope)
     cfg.model.backbone.update(arch=TINY, patch_size=4, **backbone)
-    cfg.model.backbone.init_cfg.checkpoint = ckpt
+    cfg.model.backbone.init_cfg.update(checkpoint=ckpt, prefix=prefix)
     registry = __import__(f'{scope}.registry', fromlist=['MODELS']).MODELS
     if scope == 'mmpretrain':
         cfg.model.head.in_channels = 32
@@ -399,3 +399,46 @@ def test_simmim_shared_table_into_finetune_blocks(tmp_path):
         torch.testing.assert_close(
             model.backbone.layers[i].gamma_1.data,
             ref[f'layers.{i}.gamma_1'])
+
+
+def _extract_tool():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'extract_backbone', 'tools/model_converters/extract_backbone.py')
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_extract_backbone_then_load(tiny_ckpt, tmp_path):
+    path, ref = tiny_ckpt
+    tool = _extract_tool()
+    sd = torch.load(path, weights_only=False)['state_dict']
+    kept = tool.extract(sd, ['backbone'])
+    assert set(kept) == {'backbone.' + k for k in ref}
+    plain = tool.extract(sd, ['backbone'], strip_prefix=True,
+                         drop='mask_token')
+    assert set(plain) == set(ref)
+    out = str(tmp_path / 'plain.pth')
+    torch.save(dict(state_dict=plain), out)
+    # stripped keys load without a prefix, with the same report
+    model = _build('mask_rcnn/mae_vit-base-p16_simple-fpn_mask-rcnn_1x_coco.py',
+                   out, 'mmdet', prefix=None, img_size=32,
+                   out_indices=(1, ))
+    model_ref = model.backbone.pretrained_load_report
+    assert model_ref.missing == [] and sorted(model_ref.unexpected) == [
+        'ln1.bias', 'ln1.weight']
+
+
+def test_extract_teacher_and_neck():
+    tool = _extract_tool()
+    sd = {'module.backbone.a': torch.zeros(1), 'module.neck.b': torch.ones(1),
+          'module.target_generator.teacher.backbone.a': torch.full((1, ), 2.),
+          'module.head.c': torch.zeros(1)}
+    assert list(tool.extract(sd, ['backbone', 'neck'])) == [
+        'backbone.a', 'neck.b'
+    ]
+    teacher = tool.extract(sd, ['backbone'], source='teacher')
+    assert list(teacher) == ['backbone.a'] and teacher['backbone.a'] == 2.
+    with pytest.raises(KeyError, match='top-level modules'):
+        tool.extract(sd, ['decoder'])
