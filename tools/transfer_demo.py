@@ -72,10 +72,11 @@ def pretrain(args):
 
 def classify(args):
     out = {}
-    for mode in ('finetune', 'scratch'):
+    for mode in args.modes:
         cfg = Config.fromfile(CLS_CFG)
         cfg.work_dir = osp.join(args.work_dir, f'cls_{mode}')
         _iter_schedule(cfg, args.iters, warmup=max(args.iters // 10, 1))
+        cfg.train_dataloader.batch_size = args.batch_size
         cfg.train_dataloader.dataset.num_samples = args.train_samples
         cfg.val_dataloader.dataset.num_samples = args.test_samples
         cfg.test_dataloader = cfg.val_dataloader
@@ -93,9 +94,11 @@ def classify(args):
         metrics = runner.test()
         out[mode] = dict(top1=round(float(metrics['accuracy/top1']), 2),
                          minutes=round((time.time() - t0) / 60, 1))
-    out.update(iters=args.iters, train_samples=args.train_samples,
+    out.update(iters=args.iters, batch_size=args.batch_size,
+               train_samples=args.train_samples,
                test_samples=args.test_samples, checkpoint=args.checkpoint)
-    _record(args.work_dir, 'classify', out)
+    _record(args.work_dir, 'classify_' + '+'.join(args.modes) + args.tag,
+            out)
 
 
 def _canvas(args):
@@ -166,6 +169,9 @@ def main():
     parser.add_argument('--test-samples', type=int, default=2000)
     parser.add_argument('--canvas-train', type=int, default=400)
     parser.add_argument('--canvas-val', type=int, default=100)
+    parser.add_argument('--modes', nargs='+', default=['finetune', 'scratch'],
+                        choices=['finetune', 'scratch'],
+                        help='classify: which runs (same budget each)')
     parser.add_argument('--tag', default='', help='suffix of the result key')
     args = parser.parse_args()
     os.makedirs(args.work_dir, exist_ok=True)
