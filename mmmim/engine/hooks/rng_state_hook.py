@@ -14,9 +14,9 @@ class RNGStateHook(Hook):
     sampler's seed but not the global torch generator, which MIM models draw
     on during the step (random masks made on the device, the random part of
     HPM's mask, drop path). Without it a resumed run draws different masks
-    than the uninterrupted one. numpy's state is deliberately left alone: the
-    data pipeline's draws (MaskGenerator transforms, crops) are replayed when
-    the resumed loop skips the batches it already trained on.
+    than the uninterrupted one. The data pipeline's draws are not its
+    business: they happen in dataloader workers that mmengine seeds the same
+    way on resume, and the resumed loop replays the batches it skips.
     """
 
     priority = 'VERY_LOW'
