@@ -241,3 +241,22 @@ def test_mismatched_decoder_and_patch_sizes_fail_at_build():
                   loss=dict(type='MaskedPixelL1Loss')))
     with pytest.raises(ValueError, match='encoder_stride'):
         MODELS.build(simmim)
+
+
+@pytest.mark.parametrize('own_table', [False, True])
+def test_fused_beit_attention_equals_mmpretrain(own_table):
+    from mmpretrain.models.utils import BEiTAttention
+
+    from mmmim.models.backbones.simmim_vit import FusedBEiTAttention
+    attn = BEiTAttention(embed_dims=32, num_heads=2, window_size=(4, 4),
+                         use_rel_pos_bias=own_table).eval()
+    for p in attn.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    fused = FusedBEiTAttention(embed_dims=32, num_heads=2, window_size=(4, 4),
+                               use_rel_pos_bias=own_table).eval()
+    fused.load_state_dict(attn.state_dict())
+    x = torch.randn(2, 17, 32)
+    shared = torch.randn(2, 17, 17)
+    torch.testing.assert_close(fused(x, shared), attn(x, shared),
+                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fused(x), attn(x), rtol=1e-5, atol=1e-5)

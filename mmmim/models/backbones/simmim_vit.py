@@ -3,15 +3,50 @@ import math
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmengine.model.weight_init import trunc_normal_
 
 from mmpretrain.models import BEiTPretrainViT
+from mmpretrain.models.utils import BEiTAttention
 from mmpretrain.registry import MODELS
 
 
 def trunc_normal_one_sigma_(tensor: torch.Tensor, std: float = .02):
     """SimMIM's truncated normal: truncated at +-1 sigma, not +-2."""
     return trunc_normal_(tensor, mean=0., std=std, a=-std, b=std)
+
+
+class FusedBEiTAttention(BEiTAttention):
+    """mmpretrain's ``BEiTAttention`` computed with fused
+    ``scaled_dot_product_attention`` (the relative position bias as the
+    additive mask) instead of materialising the softmax in Python; same
+    parameters, same result."""
+
+    def forward(self, x: torch.Tensor, rel_pos_bias=None) -> torch.Tensor:
+        B, N, C = x.shape
+        if self.bias == 'qv_bias':
+            qkv_bias = torch.cat((self.q_bias, torch.zeros_like(self.v_bias),
+                                  self.v_bias))
+            qkv = F.linear(x, self.qkv.weight, qkv_bias)
+        else:
+            qkv = self.qkv(x)
+        q, k, v = qkv.reshape(B, N, 3, self.num_heads,
+                              -1).permute(2, 0, 3, 1, 4)
+        bias = None
+        if self.relative_position_bias_table is not None:
+            Wh, Ww = self.window_size
+            bias = self.relative_position_bias_table[
+                self.relative_position_index.view(-1)].view(
+                    Wh * Ww + 1, Wh * Ww + 1, -1).permute(2, 0, 1)
+        if rel_pos_bias is not None:
+            bias = rel_pos_bias if bias is None else bias + rel_pos_bias
+        x = F.scaled_dot_product_attention(
+            q, k, v,
+            attn_mask=None if bias is None else bias.to(q.dtype).unsqueeze(0),
+            dropout_p=self.attn_drop.p if self.training else 0.,
+            scale=self.scale)
+        x = x.transpose(1, 2).reshape(B, N, C)
+        return self.proj_drop(self.proj(x))
 
 
 @MODELS.register_module()
@@ -39,6 +74,8 @@ class SimMIMViT(BEiTPretrainViT):
                  **kwargs):
         super().__init__(
             *args, drop_path_rate=drop_path_rate, out_type=out_type, **kwargs)
+        for layer in self.layers:  # same parameters, fused attention
+            layer.attn.__class__ = FusedBEiTAttention
         if init_mode not in ('simmim', 'beit'):
             raise ValueError(f"init_mode must be 'simmim' or 'beit', "
                              f'got {init_mode!r}')
