@@ -1,5 +1,5 @@
 # A few CPU minutes of iTPN pixel pre-training on Fashion-MNIST: a tiny HiViT
-# (width 192, 1 + 1 MLP blocks, 6 attention blocks) on 32 px images. The
+# (width 128, 1 + 1 MLP blocks, 4 attention blocks) on 32 px images. The
 # patch size is 8 (stem conv 2x2 / stride 2, 4x4 inner tokens per patch), so
 # the 32 px image has a 4 x 4 patch grid and 75 % masking keeps 4 patches.
 #   python tools/train.py configs/demo/itpn_fashion-mnist.py
@@ -11,25 +11,25 @@ _base_ = [
 ]
 img_size = 32
 patch_size = 8
-embed_dims = 192
+embed_dims = 128
 
 model = dict(
     type='iTPNPretrainer',
     mask_ratio=0.75,
     backbone=dict(
         type='iTPNBackbone',
-        arch=dict(embed_dims=embed_dims, depths=[1, 1, 6], num_heads=6),
+        arch=dict(embed_dims=embed_dims, depths=[1, 1, 4], num_heads=4),
         img_size=img_size,
         patch_size=patch_size,
         mask_mode='drop'),
-    neck=dict(type='iTPNPyramidNeck', in_channels=embed_dims, fpn_dim=96,
+    neck=dict(type='iTPNPyramidNeck', in_channels=embed_dims, fpn_dim=64,
               fpn_depth=1),
     decoder=dict(
         type='iTPNPixelDecoder',
         num_patches=(img_size // patch_size)**2,
         patch_size=patch_size,
-        fpn_dim=96,
-        embed_dim=128,
+        fpn_dim=64,
+        embed_dim=96,
         depth=2,
         num_heads=4),
     head=dict(type='iTPNPixelHead', norm_pix=True, patch_size=patch_size))
@@ -47,7 +47,7 @@ train_dataloader = dict(
     num_workers=2,
     dataset=dict(img_size=img_size, pipeline=train_pipeline))
 
-max_iters = 600
+max_iters = 800
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=1.5e-3, betas=(0.9, 0.95),
