@@ -271,3 +271,20 @@ def test_drop_path_linear_over_all_30_blocks():
     ]
     assert len(rates) == 30
     assert rates == pytest.approx([0.01 * i for i in range(30)])
+
+
+def test_drop_mode_with_rel_pos_bias_gathers_the_visible_bias():
+    bb = MODELS.build(
+        dict(type='iTPNBackbone', arch=TINY_ARCH, img_size=32, patch_size=8,
+             use_rel_pos_bias=True)).eval()
+    img = torch.randn(2, 3, 32, 32)
+    # nothing masked: the gathered path must equal the unmasked forward
+    none = torch.zeros(2, 16, dtype=torch.bool)
+    torch.testing.assert_close(bb(img, none)[2], bb.forward_tokens(img)[2])
+    # the bias of visible tokens is the sub-matrix of the full one
+    keep = torch.tensor([[0, 5, 15], [1, 2, 3]])
+    blk = bb.main_blocks[0]
+    full = bb._rel_bias(blk, (4, 4), None)
+    sub = bb._rel_bias(blk, (4, 4), keep)
+    torch.testing.assert_close(sub[0], full[:, [0, 5, 15]][:, :, [0, 5, 15]])
+    torch.testing.assert_close(sub[1], full[:, [1, 2, 3]][:, :, [1, 2, 3]])
