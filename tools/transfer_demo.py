@@ -45,6 +45,14 @@ def _iter_schedule(cfg, iters, warmup, last='cosine'):
     cfg.log_processor = dict(by_epoch=False)
 
 
+def _test_only(cfg):
+    """Evaluate once, after training (runner.test), not also in a val loop."""
+    cfg.test_dataloader = cfg.val_dataloader
+    cfg.test_evaluator = cfg.val_evaluator
+    cfg.test_cfg = cfg.get('test_cfg') or dict(type='TestLoop')
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+
+
 def _record(work_dir, key, value):
     path = osp.join(work_dir, 'results.json')
     results = json.load(open(path)) if osp.isfile(path) else {}
@@ -79,7 +87,7 @@ def classify(args):
         cfg.train_dataloader.batch_size = args.batch_size
         cfg.train_dataloader.dataset.num_samples = args.train_samples
         cfg.val_dataloader.dataset.num_samples = args.test_samples
-        cfg.test_dataloader = cfg.val_dataloader
+        _test_only(cfg)
         if mode == 'finetune':
             cfg.model.backbone.init_cfg.checkpoint = args.checkpoint
         else:
@@ -117,9 +125,8 @@ def detect(args):
     data_root = osp.join(root, 'coco') + '/'
     for dl in (cfg.train_dataloader, cfg.val_dataloader):
         dl.dataset.data_root = data_root
-    cfg.test_dataloader = cfg.val_dataloader
     cfg.val_evaluator.ann_file = data_root + 'annotations/instances_val.json'
-    cfg.test_evaluator = cfg.val_evaluator
+    _test_only(cfg)
     cfg.model.backbone.init_cfg.checkpoint = args.checkpoint
     if args.checkpoint == 'none':
         cfg.model.backbone.init_cfg = None
@@ -142,7 +149,7 @@ def segment(args):
                    last='poly')
     for dl in (cfg.train_dataloader, cfg.val_dataloader):
         dl.dataset.data_root = osp.join(root, 'ade')
-    cfg.test_dataloader = cfg.val_dataloader
+    _test_only(cfg)
     cfg.model.backbone.init_cfg.checkpoint = args.checkpoint
     if args.checkpoint == 'none':
         cfg.model.backbone.init_cfg = None
