@@ -1,3 +1,4 @@
+import itertools
 import os
 
 import pytest
@@ -6,6 +7,8 @@ import torch
 import mmmim  # noqa: F401  (registers components)
 
 FASHION_MNIST_ROOT = '/usr/share/datasets/fashion-mnist'
+
+_SCOPE_IDS = itertools.count()
 
 # The suite is sized for 2 CPU cores; keep torch from oversubscribing them.
 torch.set_num_threads(min(2, os.cpu_count() or 1))
@@ -17,8 +20,13 @@ requires_fashion_mnist = pytest.mark.skipif(
 
 
 @pytest.fixture(autouse=True)
-def _seed():
+def _seed_and_scope():
+    """Every test starts seeded and in mmpretrain's scope (downstream tests
+    switch the default scope to mmdet / mmseg)."""
+    from mmengine.registry import DefaultScope
     torch.manual_seed(0)
+    DefaultScope.get_instance(f'mmmim-test-{next(_SCOPE_IDS)}',
+                              scope_name='mmpretrain')
 
 
 @pytest.fixture(autouse=True, scope='session')

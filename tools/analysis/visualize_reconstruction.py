@@ -17,6 +17,7 @@ import mmcv
 import numpy as np
 import torch
 from mmengine.config import Config
+from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
 import mmmim  # noqa: F401
@@ -71,6 +72,7 @@ def load_images(args, img_size):
 def main(argv=None):
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
+    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     model = MODELS.build(cfg.model)
