@@ -53,7 +53,7 @@ model = dict(
         checkpoint=clip_checkpoint))
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageChecked'),
     dict(
         type='RandomResizedCrop',
         scale=img_size,

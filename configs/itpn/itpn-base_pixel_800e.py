@@ -44,7 +44,7 @@ model = dict(
         loss=dict(type='PixelReconstructionLoss', criterion='L2')))
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageChecked'),
     dict(
         type='RandomResizedCrop',
         scale=img_size,

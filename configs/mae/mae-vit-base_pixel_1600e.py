@@ -10,7 +10,7 @@ _base_ = [
 ]
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageChecked'),
     dict(
         type='RandomResizedCrop',
         scale=224,

@@ -39,7 +39,7 @@ model = dict(
 sync_bn = 'torch'
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageChecked'),
     dict(
         type='SIMTwoViews',
         size=224,

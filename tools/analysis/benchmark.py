@@ -110,7 +110,7 @@ def make_batch(cfg, batch_size, img_size, seed=0):
     rng = np.random.default_rng(seed)
     np.random.seed(seed)
     pipeline = [TRANSFORMS.build(t) for t in cfg.train_dataloader.dataset.pipeline
-                if t['type'] not in ('LoadImageFromFile', )]
+                if t['type'] not in ('LoadImageFromFile', 'LoadImageChecked')]
     samples = []
     for _ in range(batch_size):
         results = dict(img=rng.integers(0, 256, (img_size, img_size, 3),
