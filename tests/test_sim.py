@@ -255,3 +255,39 @@ def test_two_iteration_runner_run_and_resume(tmp_path):
     assert runner.iter == 3
     assert runner.model.momentum == pytest.approx(
         cosine_momentum(0.99, 2 / 3))
+
+
+def test_token_batchnorm_becomes_syncbn_under_ddp_conversion():
+    # what the base config's sync_bn='torch' makes mmengine do under DDP
+    from mmengine.model import convert_sync_batchnorm
+    model = convert_sync_batchnorm(_model(), 'torch')
+    bns = [m.bn for m in model.modules()
+           if type(m).__name__ == 'TokenBatchNorm']
+    # two norms per block: projector, predictor and momentum projector
+    assert len(bns) == 2 * 3
+    assert all(isinstance(bn, torch.nn.SyncBatchNorm) for bn in bns)
+    # SyncBN can also be asked for directly
+    head = MODELS.build(dict(TINY['head'], norm_cfg=dict(type='SyncBN')))
+    assert isinstance(head.projector.blocks[0].norm1.bn,
+                      torch.nn.SyncBatchNorm)
+
+
+def test_global_unigrad_through_the_head():
+    cfg = dict(TINY, head=dict(TINY['head'],
+                               loss=dict(type='UniGradLoss', mode='global')))
+    model = MODELS.build(cfg)
+    model.init_weights()
+    model.momentum = 1.0
+    x1, x2 = _inputs(4)
+    samples = _samples(4)
+    loss = model.loss([x1, x2], samples)['loss']
+    mask = torch.stack([torch.as_tensor(s.mask) for s in samples]).flatten(1)
+    pred = model.predict_view2(x1, mask.bool(),
+                               model.get_geometry(samples, x1.device))
+    t = torch.nn.functional.layer_norm(model.target_view2(x2), (32, ),
+                                       eps=1e-5)
+    p, t = pred.mean(1).double(), t.mean(1).double()
+    corr = t.T @ t / 4
+    expected = (((p - t)**2).sum(-1).mean() +
+                0.02 * ((p @ corr) * p).sum(-1).mean()) / 32
+    torch.testing.assert_close(loss.double(), expected, rtol=1e-5, atol=0)
