@@ -150,18 +150,20 @@ def _tiny_det(cfg, canvas):
     bb = cfg.model.backbone
     if bb.type == 'mmpretrain.MaskedViT':
         bb.update(arch=TINY, img_size=64, patch_size=4, out_indices=(1, ))
-        cfg.model.neck.update(in_channels=32, scale_factors=(1.0, 0.5, 0.25))
-    else:  # iTPN: backbone + pre-trained pyramid, 32-wide heads
+        cfg.model.neck.update(in_channels=32, out_channels=32,
+                              scale_factors=(1.0, 0.5, 0.25))
+    else:  # iTPN: backbone + pre-trained pyramid
         bb.update(arch=HIVIT_TINY, img_size=64)
         cfg.model.neck.update(in_channels=64, fpn_dim=32, fpn_depth=1,
                               init_cfg=None)
-        cfg.model.rpn_head.update(in_channels=32, feat_channels=32)
-        roi = cfg.model.roi_head
-        roi.bbox_roi_extractor.out_channels = 32
-        roi.mask_roi_extractor.out_channels = 32
-        roi.bbox_head.update(in_channels=32, conv_out_channels=32,
-                             fc_out_channels=32)
-        roi.mask_head.update(in_channels=32, conv_out_channels=32)
+    # 32-wide heads (GN with 32 groups still divides)
+    cfg.model.rpn_head.update(in_channels=32, feat_channels=32)
+    roi = cfg.model.roi_head
+    roi.bbox_roi_extractor.out_channels = 32
+    roi.mask_roi_extractor.out_channels = 32
+    roi.bbox_head.update(in_channels=32, conv_out_channels=32,
+                         fc_out_channels=32)
+    roi.mask_head.update(in_channels=32, conv_out_channels=32)
     bb.init_cfg = None
     ds = cfg.train_dataloader.dataset
     ds.update(data_root=canvas['coco_root'] + '/',
