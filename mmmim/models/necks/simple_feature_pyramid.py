@@ -33,8 +33,9 @@ class SimpleFeaturePyramid(BaseModule):
         in_channels (int): channels of the backbone map.
         out_channels (int): channels of every output level. Defaults to 256.
         scale_factors (Sequence[float]): up/down-sampling of the input map
-            per level; 4, 2, 1 and 1/2^k (max-pooling) are supported. Defaults to
-            (4.0, 2.0, 1.0, 0.5) (strides 4-32 from a stride-16 map).
+            per level; 4, 2, 1 and 1/2^k (max-pooling) are supported.
+            Defaults to (4.0, 2.0, 1.0, 0.5) (strides 4-32 from a
+            stride-16 map).
         num_outs (int): number of outputs; levels beyond
             ``len(scale_factors)`` are max-pooled (stride 2) from the last.
             Defaults to 5 (strides 4-64).

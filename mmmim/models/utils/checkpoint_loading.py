@@ -159,9 +159,8 @@ def adapt_state_dict(module: nn.Module,
     own = module.state_dict()
     out = dict(state_dict)
 
-    shared = [k for k in out
-              if re.search(r'(^|\.)rel_pos_bias\.relative_position_bias_table$',
-                           k)]
+    shared_re = r'(^|\.)rel_pos_bias\.relative_position_bias_table$'
+    shared = [k for k in out if re.search(shared_re, k)]
     for key in shared:
         if key in own:
             continue
@@ -227,7 +226,8 @@ def load_pretrained_checked(module: nn.Module,
         map_location (str): as in ``torch.load``.
         strict_missing (bool): raise when any module key is missing.
         min_loaded_fraction (float): raise when the loaded tensors hold
-            less than this fraction of the module's parameter elements (a wrong prefix that happens to match a norm layer).
+            less than this fraction of the module's parameter elements
+            (a wrong prefix that happens to match a norm layer).
             Defaults to 0.5.
         logger: mmengine logger (name) for the report.
 
