@@ -1,7 +1,8 @@
 # A few CPU minutes of iTPN pixel pre-training on Fashion-MNIST: a tiny HiViT
 # (width 128, 1 + 1 MLP blocks, 4 attention blocks) on 32 px images. The
 # patch size is 8 (stem conv 2x2 / stride 2, 4x4 inner tokens per patch), so
-# the 32 px image has a 4 x 4 patch grid and 75 % masking keeps 4 patches.
+# the 32 px image has a 4 x 4 patch grid. 50 % masking (8 of 16 patches):
+# with so few patches it gave better kNN features than the 75 % of ImageNet.
 #   python tools/train.py configs/demo/itpn_fashion-mnist.py
 #   python tools/analysis/evaluate_representation.py \
 #       configs/demo/itpn_fashion-mnist.py --checkpoint CKPT --compare-random-init
@@ -15,7 +16,7 @@ embed_dims = 128
 
 model = dict(
     type='iTPNPretrainer',
-    mask_ratio=0.75,
+    mask_ratio=0.5,
     backbone=dict(
         type='iTPNBackbone',
         arch=dict(embed_dims=embed_dims, depths=[1, 1, 4], num_heads=4),
@@ -39,7 +40,7 @@ train_pipeline = [
          backend='cv2', interpolation='bicubic'),
     dict(type='RandomFlip', prob=0.5),
     dict(type='RandomMaskGenerator', input_size=img_size,
-         patch_size=patch_size, mask_ratio=0.75),
+         patch_size=patch_size, mask_ratio=0.5),
     dict(type='PackInputs', algorithm_keys=['mask']),
 ]
 train_dataloader = dict(
