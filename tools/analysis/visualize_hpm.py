@@ -61,7 +61,11 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
     torch.manual_seed(args.seed)
-    model = MODELS.build(cfg.model)
+    model_cfg = cfg.model
+    if cfg.get('data_preprocessor') is not None:
+        # what the Runner does: the config's top-level preprocessor
+        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
+    model = MODELS.build(model_cfg)
     model.init_weights()
     if args.checkpoint:
         load_checkpoint(model, args.checkpoint, map_location='cpu',
