@@ -33,9 +33,12 @@ def test_compiled_modules_match_eager():
     eager.init_weights()
     compiled = MODELS.build(tiny_mae_cfg(compile=dict(backend='aot_eager')))
     compiled.load_state_dict(eager.state_dict())
+    assert compiled.backbone._compiled_call_impl is None  # not yet
+    compiled.compile_compute_modules()  # what the first train_step does
     # compiled in place: the parameter names are unchanged
     assert compiled.state_dict().keys() == eager.state_dict().keys()
     assert compiled.backbone._compiled_call_impl is not None
+    assert compiled.neck._compiled_call_impl is not None
 
     img = torch.randn(2, 3, 32, 32)
     samples = samples_with(fixed_mask(2, 16, 12), 4)

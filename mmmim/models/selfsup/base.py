@@ -28,13 +28,14 @@ class MIMSelfSupervisor(BaseSelfSupervisor):
             mask.
         nonfinite_loss (str): ``'raise'`` (default) or ``'skip'``.
         compile (bool | dict): Opt-in ``torch.compile`` of the compute
-            modules (backbone, neck, head and, where present, the other
-            ``compile_modules``), in place, with these options (``True``: the
-            defaults). The Python glue around them (masks, data samples,
-            losses dict) stays eager, so nothing in the data path has to be
-            traceable, and parameter names do not change. mmengine's own
-            ``cfg.compile`` compiles the whole ``train_step``, data
-            preprocessing included, which fails on numpy masks.
+            modules (``compile_modules``: backbone, neck, head and, per
+            method, decoders / predictors), in place, with these options
+            (``True``: the defaults), at the first training step (after every
+            part, and any EMA copy of it, exists). The Python glue around them
+            (masks, data samples, losses dict) stays eager, so nothing in the
+            data path has to be traceable, and parameter names do not change.
+            mmengine's own ``cfg.compile`` compiles the whole ``train_step``,
+            data preprocessing included, which fails on numpy masks.
     """
 
     #: submodules compiled by ``compile=...``
@@ -43,12 +44,8 @@ class MIMSelfSupervisor(BaseSelfSupervisor):
     def __init__(self, *args, mask_ratio: float = 0.75,
                  nonfinite_loss: str = 'raise', compile=False, **kwargs):
         super().__init__(*args, **kwargs)
-        if compile:
-            options = {} if compile is True else dict(compile)
-            for name in self.compile_modules:
-                module = getattr(self, name, None)
-                if isinstance(module, torch.nn.Module):
-                    module.compile(**options)
+        self._compile_options = (None if not compile else
+                                 {} if compile is True else dict(compile))
         if not 0 < mask_ratio < 1:
             raise ValueError(f'mask_ratio must be in (0, 1), got {mask_ratio}')
         if nonfinite_loss not in ('raise', 'skip'):
@@ -58,8 +55,19 @@ class MIMSelfSupervisor(BaseSelfSupervisor):
         self.nonfinite_loss = nonfinite_loss
         self.num_skipped_steps = 0
 
+    def compile_compute_modules(self) -> None:
+        """``torch.compile`` the ``compile_modules`` in place (once)."""
+        if self._compile_options is None:
+            return
+        for name in self.compile_modules:
+            module = getattr(self, name, None)
+            if isinstance(module, torch.nn.Module):
+                module.compile(**self._compile_options)
+        self._compile_options = None
+
     def train_step(self, data, optim_wrapper) -> Dict[str, torch.Tensor]:
         """mmengine's ``BaseModel.train_step`` with the non-finite check."""
+        self.compile_compute_modules()
         with optim_wrapper.optim_context(self):
             data = self.data_preprocessor(data, True)
             losses = self._run_forward(data, mode='loss')
