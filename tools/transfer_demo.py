@@ -90,6 +90,9 @@ def classify(args):
         _test_only(cfg)
         if mode == 'finetune':
             cfg.model.backbone.init_cfg.checkpoint = args.checkpoint
+            if args.layer_decay is not None:
+                cfg.optim_wrapper.paramwise_cfg.layer_decay_rate = \
+                    args.layer_decay
         else:
             # from scratch: mmpretrain's ViT init, no layer decay (the
             # better choice without pre-training)
@@ -179,6 +182,8 @@ def main():
     parser.add_argument('--modes', nargs='+', default=['finetune', 'scratch'],
                         choices=['finetune', 'scratch'],
                         help='classify: which runs (same budget each)')
+    parser.add_argument('--layer-decay', type=float,
+                        help='classify: override the fine-tuning layer decay')
     parser.add_argument('--tag', default='', help='suffix of the result key')
     args = parser.parse_args()
     os.makedirs(args.work_dir, exist_ok=True)
