@@ -46,9 +46,11 @@ class HPMPretrainer(MIMSelfSupervisor):
             (``patch_size`` is taken from the backbone).
         mask_ratio (float): r. Defaults to 0.75.
         data_preprocessor, init_cfg: as ``BaseSelfSupervisor``.
+        **kwargs: ``nonfinite_loss``, ``compile`` (``MIMSelfSupervisor``).
     """
 
     TARGETS = ('pixel', 'hog', 'teacher')
+    compile_modules = ('backbone', 'neck', 'head', 'loss_predictor')
 
     def __init__(self,
                  backbone: dict,
@@ -60,7 +62,8 @@ class HPMPretrainer(MIMSelfSupervisor):
                  hog_cfg: Optional[dict] = None,
                  mask_ratio: float = 0.75,
                  data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: Optional[dict] = None,
+                 **kwargs) -> None:
         if target not in self.TARGETS:
             raise ValueError(f'target must be one of {self.TARGETS}, '
                              f'got {target!r}')
@@ -76,7 +79,8 @@ class HPMPretrainer(MIMSelfSupervisor):
             target_generator=target_generator,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg,
-            mask_ratio=mask_ratio)
+            mask_ratio=mask_ratio,
+            **kwargs)
         self.loss_predictor = (
             loss_predictor if isinstance(loss_predictor, nn.Module) else
             MODELS.build(loss_predictor))
