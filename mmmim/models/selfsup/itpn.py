@@ -2,11 +2,12 @@
 from typing import Dict, List, Optional
 
 import torch
-from mmpretrain.models import BaseSelfSupervisor
+
 from mmpretrain.registry import MODELS
 
 from ..utils import (masks_from_data_samples, random_patch_mask,
                      visible_first_order)
+from .base import MIMSelfSupervisor
 
 
 def _image(inputs):
@@ -15,7 +16,7 @@ def _image(inputs):
 
 
 @MODELS.register_module()
-class iTPNPretrainer(BaseSelfSupervisor):
+class iTPNPretrainer(MIMSelfSupervisor):
     """iTPN with pixel targets (reference ``models_itpn`` pre-training).
 
     The patch mask comes from ``data_samples[i].mask`` when the pipeline gives
@@ -42,14 +43,14 @@ class iTPNPretrainer(BaseSelfSupervisor):
                  head: dict,
                  mask_ratio: float = 0.75,
                  data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None):
+                 init_cfg: Optional[dict] = None,
+                 **kwargs):
         super().__init__(backbone=backbone, neck=neck, head=head,
                          data_preprocessor=data_preprocessor,
-                         init_cfg=init_cfg)
+                         init_cfg=init_cfg, mask_ratio=mask_ratio, **kwargs)
         self.decoder = MODELS.build(decoder)
-        if not 0 < mask_ratio < 1:
-            raise ValueError(f'mask_ratio must be in (0, 1), got {mask_ratio}')
-        self.mask_ratio = mask_ratio
+
+    compile_modules = ('backbone', 'neck', 'decoder', 'head')
 
     def get_mask(self, img: torch.Tensor, data_samples) -> torch.Tensor:
         """(B, L) bool mask: the pipeline's if given, else random."""
@@ -113,17 +114,17 @@ class iTPNCLIPPretrainer(iTPNPretrainer):
                  early_layers: int = 18,
                  mask_ratio: float = 0.4,
                  data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None):
-        BaseSelfSupervisor.__init__(
+                 init_cfg: Optional[dict] = None,
+                 **kwargs):
+        # no pixel decoder: skip iTPNPretrainer.__init__
+        MIMSelfSupervisor.__init__(
             self, backbone=backbone, neck=neck, head=head,
             target_generator=target_generator,
-            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        if not 0 < mask_ratio < 1:
-            raise ValueError(f'mask_ratio must be in (0, 1), got {mask_ratio}')
+            data_preprocessor=data_preprocessor, init_cfg=init_cfg,
+            mask_ratio=mask_ratio, **kwargs)
         if not 0 < early_layers <= self.backbone.num_main_blocks:
             raise ValueError(f'early_layers must be in [1, '
                              f'{self.backbone.num_main_blocks}]')
-        self.mask_ratio = mask_ratio
         self.early_layers = early_layers
 
     def loss(self, inputs, data_samples: Optional[List] = None,
@@ -167,17 +168,17 @@ class iTPNMFMPretrainer(iTPNPretrainer):
                  mask_mode: str = 'stem_token',
                  mask_ratio: float = 0.75,
                  data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None):
-        BaseSelfSupervisor.__init__(
+                 init_cfg: Optional[dict] = None,
+                 **kwargs):
+        # no pixel decoder: skip iTPNPretrainer.__init__
+        MIMSelfSupervisor.__init__(
             self, backbone=backbone, neck=neck, head=head,
             target_generator=target_generator,
-            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+            data_preprocessor=data_preprocessor, init_cfg=init_cfg,
+            mask_ratio=mask_ratio, **kwargs)
         if mask_mode not in ('stem_token', 'token'):
             raise ValueError(f'unknown mask_mode {mask_mode!r}')
-        if not 0 < mask_ratio < 1:
-            raise ValueError(f'mask_ratio must be in (0, 1), got {mask_ratio}')
         self.mask_mode = mask_mode
-        self.mask_ratio = mask_ratio
         self.target_generator.setup(self.backbone)
 
     def loss(self, inputs, data_samples: Optional[List] = None,
