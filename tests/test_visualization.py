@@ -5,6 +5,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 import torch
 
 from mmmim.visualization import reconstruction_grid
@@ -43,9 +44,11 @@ def test_grid_layout_and_content():
 
 
 @requires_fashion_mnist
-def test_cli_writes_png_for_a_checkpoint(tmp_path):
+@pytest.mark.parametrize('method,masked', [('mae', '48/64'),
+                                           ('itpn', '8/16')])
+def test_cli_writes_png_for_a_checkpoint(tmp_path, method, masked):
     from mmengine.config import Config
-    config = ROOT / 'configs/demo/mae_fashion-mnist.py'
+    config = ROOT / f'configs/demo/{method}_fashion-mnist.py'
     cfg = Config.fromfile(str(config))
     model = MODELS.build(cfg.model)
     model.init_weights()
@@ -59,5 +62,5 @@ def test_cli_writes_png_for_a_checkpoint(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     img = cv2.imread(str(out))
     assert img is not None and img.shape[0] > 3 * 32 and img.shape[1] > 4 * 32
-    assert '48/64 patches masked' in proc.stdout
+    assert f'{masked} patches masked' in proc.stdout
     assert len(np.unique(img)) > 10

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The README's main command: a short pre-training demo on Fashion-MNIST.
 #
-#   bash tools/run_demo.sh [METHOD] [WORK_DIR]      # METHOD: hpm (default), mae, simmim, sim, itpn
+#   bash tools/run_demo.sh [METHOD] [WORK_DIR]      # METHOD: mae (default), hpm, simmim, sim, itpn
 #
 # Trains configs/demo/<METHOD>_fashion-mnist.py on the CPU (a few minutes), then
 # prints the kNN / linear-probe accuracy of the pre-trained encoder against the
 # same encoder at random init, and writes a reconstruction picture.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-METHOD=${1:-hpm}
+METHOD=${1:-mae}
 WORK_DIR=${2:-$ROOT/work_dirs/demo_$METHOD}
 CONFIG=$ROOT/configs/demo/${METHOD}_fashion-mnist.py
 PYTHON=${PYTHON:-python}

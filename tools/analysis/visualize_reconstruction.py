@@ -82,7 +82,7 @@ def main(argv=None):
                         strict=True)
     model.eval()
 
-    img_size = model.backbone.patch_embed.init_input_size[0]
+    img_size = cfg.model.backbone.get('img_size', 224)
     images = load_images(args, img_size)
     inputs = torch.stack([torch.from_numpy(img).permute(2, 0, 1)
                           for img in images])
@@ -104,7 +104,9 @@ def main(argv=None):
     std = (pre.std.flatten() if pre._enable_normalize else
            torch.ones(3)).tolist()
     scale = args.scale or max(1, -(-128 // img_size))
-    grid = reconstruction_grid(model, inputs, mask, mean, std, scale=scale)
+    side = int(round(mask.shape[1]**.5))  # square images, square grid
+    grid = reconstruction_grid(model, inputs, mask, mean, std,
+                               grid=(side, side), scale=scale)
     mmcv.imwrite(grid[..., ::-1], args.out)  # RGB -> BGR for cv2
     print(f'wrote {args.out} ({len(images)} images, '
           f'{int(mask[0].sum())}/{mask.shape[1]} patches masked)')

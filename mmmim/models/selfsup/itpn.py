@@ -8,6 +8,7 @@ from mmpretrain.registry import MODELS
 from ..utils import (masks_from_data_samples, random_patch_mask,
                      visible_first_order)
 from .base import MIMSelfSupervisor
+from .mae import patches_to_image
 
 
 def _image(inputs):
@@ -75,6 +76,12 @@ class iTPNPretrainer(MIMSelfSupervisor):
         levels = self.neck(feats)
         _, ids_restore, _ = visible_first_order(mask)
         return self.decoder(levels, ids_restore)
+
+    def reconstruct(self, inputs: torch.Tensor,
+                    mask: torch.Tensor) -> torch.Tensor:
+        img = _image(inputs)
+        return patches_to_image(self.head, self.predict_pixels(img, mask),
+                                img)
 
     def loss(self, inputs, data_samples: Optional[List] = None,
              **kwargs) -> Dict[str, torch.Tensor]:

@@ -7,6 +7,19 @@ from mmpretrain.registry import MODELS
 from .base import MIMSelfSupervisor
 
 
+def patches_to_image(head, pred: torch.Tensor,
+                     inputs: torch.Tensor) -> torch.Tensor:
+    """Predicted patches (B, L, p*p*C) of an ``MAEPretrainHead``-style head
+    as an image (B, C, H, W); with ``norm_pix`` each patch is de-normalised
+    with the true patch's mean and (unbiased) variance."""
+    if head.norm_pix:
+        target = head.patchify(inputs)
+        mean = target.mean(dim=-1, keepdim=True)
+        var = target.var(dim=-1, keepdim=True)
+        pred = pred * (var + 1.e-6)**.5 + mean
+    return head.unpatchify(pred)
+
+
 def check_decoder_fits(model) -> None:
     """Fail at build time, not deep in the first step, when an MAE-style
     decoder / pixel head does not fit the backbone."""
@@ -54,14 +67,8 @@ class MAEPretrainer(MIMSelfSupervisor):
 
     def reconstruct(self, inputs: torch.Tensor,
                     mask: torch.Tensor) -> torch.Tensor:
-        pred = self.predict_patches(inputs, mask)
-        if self.head.norm_pix:
-            # undo the per-patch standardisation with the true patch stats
-            target = self.head.patchify(inputs)
-            mean = target.mean(dim=-1, keepdim=True)
-            var = target.var(dim=-1, keepdim=True)
-            pred = pred * (var + 1.e-6)**.5 + mean
-        return self.head.unpatchify(pred)
+        return patches_to_image(self.head, self.predict_patches(inputs, mask),
+                                inputs)
 
     def loss(self, inputs: torch.Tensor, data_samples: List,
              **kwargs) -> Dict[str, torch.Tensor]:
