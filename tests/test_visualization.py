@@ -64,3 +64,16 @@ def test_cli_writes_png_for_a_checkpoint(tmp_path, method, masked):
     assert img is not None and img.shape[0] > 3 * 32 and img.shape[1] > 4 * 32
     assert f'{masked} patches masked' in proc.stdout
     assert len(np.unique(img)) > 10
+
+
+def test_tools_build_the_model_with_the_configs_preprocessor():
+    from mmengine.config import Config
+
+    from mmmim.utils import build_model_from_config
+    cfg = Config.fromfile(str(ROOT / 'configs/demo/mae_fashion-mnist.py'))
+    assert 'data_preprocessor' not in cfg.model  # top level, as the Runner
+    model = build_model_from_config(cfg, init_weights=False)
+    assert model.data_preprocessor.mean.flatten().tolist() == \
+        pytest.approx(cfg.data_preprocessor.mean)
+    assert model.data_preprocessor.std.flatten().tolist() == \
+        pytest.approx(cfg.data_preprocessor.std)

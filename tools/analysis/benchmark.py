@@ -36,8 +36,8 @@ from mmengine.config import Config  # noqa: E402
 from mmengine.dataset import default_collate, pseudo_collate  # noqa: E402
 from mmengine.hub import get_config  # noqa: E402
 from mmengine.logging import MessageHub, MMLogger  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
-from mmpretrain.registry import HOOKS, MODELS, TRANSFORMS  # noqa: E402
+from mmmim.utils import build_model_from_config  # noqa: E402
+from mmpretrain.registry import HOOKS, TRANSFORMS  # noqa: E402
 
 # method -> (mmmim config, arch overrides per arch name)
 METHOD_CONFIGS = dict(
@@ -130,9 +130,7 @@ def build(cfg_path, cfg_options, img_size):
     cfg = Config.fromfile(str(cfg_path))
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    model = MODELS.build(cfg.model)
-    model.init_weights()
+    model = build_model_from_config(cfg)
     hooks = [HOOKS.build(h) for h in cfg.get('custom_hooks', [])]
     return cfg, model, hooks
 
@@ -204,9 +202,7 @@ def benchmark_one(impl, method, args, cfg_options):
     if method == 'itpn':
         # compare at the reference decoder depth (mmpretrain's default: 6)
         cfg.model.neck.decoder_depth = 8
-    init_default_scope('mmpretrain')
-    model = MODELS.build(cfg.model)
-    model.init_weights()
+    model = build_model_from_config(cfg)
     return time_model(f'mmpretrain {method}', cfg, model, [], args)
 
 

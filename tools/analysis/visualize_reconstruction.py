@@ -17,12 +17,12 @@ import mmcv
 import numpy as np
 import torch
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
 import mmmim  # noqa: F401
+from mmmim.utils import build_model_from_config
 from mmmim.visualization import reconstruction_grid
-from mmpretrain.registry import MODELS, TRANSFORMS
+from mmpretrain.registry import TRANSFORMS
 
 
 def parse_args(argv=None):
@@ -72,11 +72,9 @@ def load_images(args, img_size):
 def main(argv=None):
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
-    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
-    model = MODELS.build(cfg.model)
-    model.init_weights()
+    model = build_model_from_config(cfg)
     if args.checkpoint:
         load_checkpoint(model, args.checkpoint, map_location='cpu',
                         strict=True)
