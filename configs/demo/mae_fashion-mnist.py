@@ -9,20 +9,19 @@ _base_ = [
 img_size = 32
 patch_size = 4
 num_patches = (img_size // patch_size)**2
-embed_dims = 192
+embed_dims = 128
 
 model = dict(
     backbone=dict(
-        arch=dict(_delete_=True, embed_dims=embed_dims, num_layers=6,
-                  num_heads=6,
-                  feedforward_channels=embed_dims * 4),
+        arch=dict(_delete_=True, embed_dims=embed_dims, num_layers=4,
+                  num_heads=4, feedforward_channels=embed_dims * 4),
         img_size=img_size,
         patch_size=patch_size),
     neck=dict(
         num_patches=num_patches,
         patch_size=patch_size,
         embed_dim=embed_dims,
-        decoder_embed_dim=128,
+        decoder_embed_dim=96,
         decoder_depth=2,
         decoder_num_heads=4),
     head=dict(patch_size=patch_size))
@@ -36,11 +35,11 @@ train_pipeline = [
     dict(type='PackInputs', algorithm_keys=['mask']),
 ]
 train_dataloader = dict(
-    batch_size=256,
+    batch_size=128,
     num_workers=2,
     dataset=dict(img_size=img_size, pipeline=train_pipeline))
 
-max_iters = 1200
+max_iters = 800
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=1.5e-3, betas=(0.9, 0.95),
