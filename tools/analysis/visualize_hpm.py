@@ -12,7 +12,6 @@ import argparse
 import os.path as osp
 import sys
 
-import mmcv
 import torch
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
@@ -20,8 +19,8 @@ sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 import mmmim  # noqa: E402,F401
 from mmengine.config import Config  # noqa: E402
 from mmengine.runner import load_checkpoint  # noqa: E402
-from mmpretrain.registry import MODELS  # noqa: E402
-
+from mmmim.utils import build_model_from_config  # noqa: E402
+from mmmim.visualization import load_images, preprocess  # noqa: E402
 from mmmim.visualization.hpm import render_hpm_figure  # noqa: E402
 
 
@@ -41,32 +40,11 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def load_images(args, img_size):
-    if args.images:
-        images = []
-        for path in args.images:
-            img = mmcv.imread(path, channel_order='rgb')
-            if img is None:
-                raise FileNotFoundError(f'cannot read image {path}')
-            images.append(mmcv.imresize(img, (img_size, img_size),
-                                        interpolation='bicubic'))
-        return images
-    from mmmim.datasets import FashionMNISTIDX
-    dataset = FashionMNISTIDX(split='test', img_size=img_size,
-                              num_samples=args.num_images)
-    return [dataset.get_data_info(i)['img'] for i in range(len(dataset))]
-
-
 def main(argv=None):
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
     torch.manual_seed(args.seed)
-    model_cfg = cfg.model
-    if cfg.get('data_preprocessor') is not None:
-        # what the Runner does: the config's top-level preprocessor
-        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
-    model = MODELS.build(model_cfg)
-    model.init_weights()
+    model = build_model_from_config(cfg)
     if args.checkpoint:
         load_checkpoint(model, args.checkpoint, map_location='cpu',
                         strict=True)
@@ -75,16 +53,8 @@ def main(argv=None):
         raise TypeError(f'{type(model).__name__} has no HPM teacher')
     model.eval()
     img_size = model.backbone.patch_embed.init_input_size[0]
-    images = load_images(args, img_size)
-    inputs = torch.stack(
-        [torch.from_numpy(img).permute(2, 0, 1) for img in images]).float()
-    inputs = model.data_preprocessor(
-        dict(inputs=[inputs], data_samples=None), False)['inputs'][0]
-    pre = model.data_preprocessor
-    mean = (pre.mean.flatten() if pre._enable_normalize else
-            torch.zeros(3)).tolist()
-    std = (pre.std.flatten() if pre._enable_normalize else
-           torch.ones(3)).tolist()
+    images = load_images(args.images, args.num_images, img_size)
+    inputs, mean, std = preprocess(model, images)
     scale = args.scale or max(1, -(-128 // img_size))
     g = torch.Generator().manual_seed(args.seed)
     _, _, mask, k = render_hpm_figure(

@@ -11,7 +11,6 @@ trained with), otherwise from the model's own random masking. Reconstructions
 of ``norm_pix`` models are de-normalised with each patch's true mean and std.
 """
 import argparse
-import os.path as osp
 
 import mmcv
 import numpy as np
@@ -21,7 +20,8 @@ from mmengine.runner import load_checkpoint
 
 import mmmim  # noqa: F401
 from mmmim.utils import build_model_from_config
-from mmmim.visualization import reconstruction_grid
+from mmmim.visualization import (load_images, preprocess,
+                                 reconstruction_grid)
 from mmpretrain.registry import TRANSFORMS
 
 
@@ -50,25 +50,6 @@ def find_mask_generator(cfg):
     return None
 
 
-def load_images(args, img_size):
-    """uint8 RGB images (H, W, 3) resized to the model's input size."""
-    if args.images:
-        images = []
-        for path in args.images:
-            if not osp.isfile(path):
-                raise FileNotFoundError(f'image not found: {path}')
-            img = mmcv.imread(path, channel_order='rgb')
-            if img is None:
-                raise ValueError(f'cannot read image {path}')
-            images.append(mmcv.imresize(img, (img_size, img_size),
-                                        interpolation='bicubic'))
-        return images
-    from mmmim.datasets import FashionMNISTIDX
-    dataset = FashionMNISTIDX(split='test', img_size=img_size,
-                              num_samples=args.num_images)
-    return [dataset.get_data_info(i)['img'] for i in range(len(dataset))]
-
-
 def main(argv=None):
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
@@ -81,12 +62,8 @@ def main(argv=None):
     model.eval()
 
     img_size = cfg.model.backbone.get('img_size', 224)
-    images = load_images(args, img_size)
-    inputs = torch.stack([torch.from_numpy(img).permute(2, 0, 1)
-                          for img in images])
-    data = model.data_preprocessor(
-        dict(inputs=[inputs.float()], data_samples=None), False)
-    inputs = data['inputs'][0]
+    images = load_images(args.images, args.num_images, img_size)
+    inputs, mean, std = preprocess(model, images)
 
     generator = find_mask_generator(cfg)
     if generator is not None:
@@ -96,11 +73,6 @@ def main(argv=None):
     else:
         mask = model.get_mask(inputs, None)
 
-    pre = model.data_preprocessor
-    mean = (pre.mean.flatten() if pre._enable_normalize else
-            torch.zeros(3)).tolist()
-    std = (pre.std.flatten() if pre._enable_normalize else
-           torch.ones(3)).tolist()
     scale = args.scale or max(1, -(-128 // img_size))
     side = int(round(mask.shape[1]**.5))  # square images, square grid
     grid = reconstruction_grid(model, inputs, mask, mean, std,
