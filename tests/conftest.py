@@ -9,6 +9,7 @@ import mmmim  # noqa: F401  (registers components)
 FASHION_MNIST_ROOT = '/usr/share/datasets/fashion-mnist'
 
 _SCOPE_IDS = itertools.count()
+_RUN_IDS = itertools.count()
 
 # The suite is sized for 2 CPU cores; keep torch from oversubscribing them.
 torch.set_num_threads(min(2, os.cpu_count() or 1))
@@ -34,3 +35,23 @@ def _quiet_init_logs():
     """mmengine logs every parameter's init at INFO outside a Runner."""
     from mmengine.logging import MMLogger
     MMLogger.get_instance('mmengine').setLevel('WARNING')
+
+
+@pytest.fixture(autouse=True)
+def _unique_runner_names(monkeypatch):
+    """Give every Runner its own experiment name.
+
+    mmengine names a run by its start time to the second and keys its
+    MessageHub (which holds, e.g., the CheckpointHook's list of checkpoints
+    to keep) by that name: two runners started within one second, as on a
+    fast machine, would share one and delete each other's checkpoints.
+    """
+    from mmengine.runner import Runner
+    original = Runner.__init__
+
+    def init(self, *args, **kwargs):
+        if kwargs.get('experiment_name') is None:
+            kwargs['experiment_name'] = f'mmmim-test-run-{next(_RUN_IDS)}'
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Runner, '__init__', init)
