@@ -1,7 +1,10 @@
 """mmmim: masked image modeling as an OpenMMLab plugin.
 
-Importing this package registers its components into mmpretrain's registries and
-makes mmengine load full checkpoints on current PyTorch (see ``mmmim.utils.compat``).
+Importing this package registers its components into mmpretrain's registries,
+makes mmengine load full checkpoints on current PyTorch (``mmmim.utils.compat``)
+and makes ``init_cfg=dict(type='Pretrained', ...)`` on mmmim modules report every
+missing / unexpected key and fail when nothing loads
+(``mmmim.models.utils.checkpoint_loading``).
 """
 from .utils import patch_mmengine_checkpoint_loading
 from .version import __version__
