@@ -5,38 +5,17 @@
 # loss-prediction loss. Total batch 256 (8 GPUs x 32), AdamW (0.9, 0.95),
 # wd 0.05, base lr 1.5e-4 x 256 / 256, 40 warm-up epochs, cosine, fp16.
 _base_ = [
+    '../_base_/models/mae_vit-base-p16.py',
     '../_base_/datasets/imagenet_mae.py',
     '../_base_/schedules/adamw_cosine_mae.py',
     '../_base_/default_runtime.py',
 ]
 
+# MAE's encoder and reconstruction decoder (the base model), plus:
 model = dict(
     type='HPMPretrainer',
-    mask_ratio=0.75,
     target='pixel',
-    backbone=dict(
-        type='MaskedViT',
-        arch='base',
-        img_size=224,
-        patch_size=16,
-        mask_mode='drop',
-        pos_embed_type='sincos',
-        sincos_layout='xy'),
-    neck=dict(
-        type='MAEDecoder',
-        num_patches=196,
-        patch_size=16,
-        in_chans=3,
-        embed_dim=768,
-        decoder_embed_dim=512,
-        decoder_depth=8,
-        decoder_num_heads=16,
-        mlp_ratio=4.),
-    head=dict(
-        type='MAEPretrainHead',
-        norm_pix=False,
-        patch_size=16,
-        loss=dict(type='PixelReconstructionLoss', criterion='L2')),
+    head=dict(norm_pix=False),
     loss_predictor=dict(
         type='LossPredictorHead',
         embed_dims=512,
