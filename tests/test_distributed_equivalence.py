@@ -7,7 +7,6 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from mmengine.model import MMDistributedDataParallel
-from mmengine.optim import OptimWrapper
 
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
@@ -50,10 +49,8 @@ def make_batch(n=8):
 def first_step(model, images, samples, wrap=None):
     """Loss and gradients of the first step (optimizer step not taken)."""
     trained = wrap(model) if wrap else model
-    data = trained.module.data_preprocessor(
-        dict(inputs=images, data_samples=samples), True) if wrap else \
-        model.data_preprocessor(dict(inputs=images, data_samples=samples),
-                                True)
+    data = model.data_preprocessor(
+        dict(inputs=images, data_samples=samples), True)
     losses = trained(**data, mode='loss')
     loss, _ = model.parse_losses(losses)
     loss.backward()

@@ -1,5 +1,5 @@
 """MAE: encode the visible patches, reconstruct the masked ones (METHODS.md s.1)."""
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import torch
 
