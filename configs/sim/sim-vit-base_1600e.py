@@ -32,11 +32,12 @@ model = dict(
         mlp_ratio=4.,
         projector_depth=2,
         predictor_depth=4,
-        norm_cfg=dict(type='BN1d'),
+        # BatchNorm over tokens, synchronised across processes as in the
+        # reference (torch's SyncBN on GPU, an all-reduce on CPU / gloo);
+        # plain BatchNorm when not distributed
+        norm_cfg=dict(type='PortableSyncBN'),
         loss=dict(type='UniGradLoss', neg_weight=0.02, mode='dense'),
         target_norm_eps=1e-5))
-# BatchNorm over tokens is synchronised across GPUs, as in the reference
-sync_bn = 'torch'
 
 train_pipeline = [
     dict(type='LoadImageChecked'),

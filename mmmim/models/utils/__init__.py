@@ -7,3 +7,4 @@ __all__ = [
     'sincos_1d', 'sincos_pos_embed_2d'
 ]
 from .checkpoint_loading import load_pretrained_checked  # noqa: F401
+from .sync_batchnorm import PortableSyncBN  # noqa: F401
