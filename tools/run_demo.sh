@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The README's main command: a short pre-training demo on Fashion-MNIST.
 #
-#   bash tools/run_demo.sh [METHOD] [WORK_DIR]      # METHOD: mae (default), hpm, simmim, sim, itpn
+#   bash tools/run_demo.sh [METHOD] [WORK_DIR]      # METHOD: hpm (default), mae, simmim, sim, itpn
 #
 # Trains configs/demo/<METHOD>_fashion-mnist.py on the CPU (a few minutes), then
 # prints the kNN / linear-probe accuracy of the pre-trained encoder against the
-# same encoder at random init, and writes a reconstruction picture.
+# same encoder at random init, and writes a reconstruction picture (for HPM also
+# the teacher's hard-patch picture).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-METHOD=${1:-mae}
+METHOD=${1:-hpm}
 WORK_DIR=${2:-$ROOT/work_dirs/demo_$METHOD}
 CONFIG=$ROOT/configs/demo/${METHOD}_fashion-mnist.py
 PYTHON=${PYTHON:-python}
@@ -30,4 +31,8 @@ if [ "$METHOD" != sim ]; then
   echo "== reconstruction picture"
   "$PYTHON" tools/analysis/visualize_reconstruction.py "$CONFIG" "$CKPT" \
     --out "$WORK_DIR/reconstruction.png"
+fi
+if [ "$METHOD" = hpm ]; then
+  echo "== the teacher's predicted losses and the masks it mines (paper fig. 2)"
+  "$PYTHON" tools/analysis/visualize_hpm.py "$CONFIG" "$CKPT" --out "$WORK_DIR/hard_patches.png"
 fi
