@@ -442,3 +442,45 @@ def test_extract_teacher_and_neck():
     assert list(teacher) == ['backbone.a'] and teacher['backbone.a'] == 2.
     with pytest.raises(KeyError, match='top-level modules'):
         tool.extract(sd, ['decoder'])
+
+
+DEMO_DOWNSTREAM = [
+    ('classification/demo_mae-vit_ft_fashion-mnist.py', 'mmpretrain'),
+    ('mask_rcnn/canvas_mae-vit-demo_simple-fpn_mask-rcnn.py', 'mmdet'),
+    ('upernet/canvas_mae-vit-demo_upernet.py', 'mmseg'),
+]
+
+
+@pytest.fixture(scope='module')
+def demo_mae_ckpt(tmp_path_factory):
+    """A checkpoint of the MAE demo model exactly as configured."""
+    cfg = Config.fromfile('configs/demo/mae_fashion-mnist.py')
+    init_default_scope('mmpretrain')
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    path = str(tmp_path_factory.mktemp('ckpt') / 'mae_demo.pth')
+    torch.save(dict(meta=dict(), state_dict=model.state_dict()), path)
+    return path, {k[len('backbone.'):]: v
+                  for k, v in model.state_dict().items()
+                  if k.startswith('backbone.')}
+
+
+@pytest.mark.parametrize('cfg_file,scope', DEMO_DOWNSTREAM)
+def test_demo_downstream_configs_load_the_demo_pretraining(
+        cfg_file, scope, demo_mae_ckpt):
+    # the downstream demos must follow configs/demo/mae_fashion-mnist.py's
+    # encoder, untouched: every block and the patch embedding load
+    path, ckpt = demo_mae_ckpt
+    cfg = Config.fromfile(f'{BENCH}/{cfg_file}')
+    assert cfg.model.backbone.init_cfg.checkpoint == \
+        'work_dirs/demo_mae/iter_800.pth'  # what run_demo.sh mae writes
+    cfg.model.backbone.init_cfg.checkpoint = path
+    init_default_scope(scope)
+    registry = __import__(f'{scope}.registry', fromlist=['MODELS']).MODELS
+    model = registry.build(cfg.model)
+    model.init_weights()
+    state = model.backbone.state_dict()
+    blocks = [k for k in ckpt if k.startswith(('layers.', 'patch_embed.'))]
+    assert len(blocks) > 40
+    for key in blocks:
+        torch.testing.assert_close(state[key], ckpt[key], msg=key)

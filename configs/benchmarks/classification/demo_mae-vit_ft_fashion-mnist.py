@@ -1,5 +1,5 @@
 # Fine-tuning the demo MAE encoder (configs/demo/mae_fashion-mnist.py: ViT
-# 192 wide, 6 blocks, 32 px, patch 4) on Fashion-MNIST classification, with
+# 128 wide, 4 blocks, 32 px, patch 4) on Fashion-MNIST classification, with
 # the ImageNet protocol scaled down: mean pooling + fc_norm + linear head,
 # AdamW, layer decay 0.75, warm-up + cosine, drop-path 0.1, label smoothing.
 # tools/transfer_demo.py runs it from the pre-training checkpoint and from
@@ -11,14 +11,14 @@ custom_imports = dict(imports=['mmmim'], allow_failed_imports=False)
 _base_ = ['../../_base_/default_runtime.py']
 
 img_size = 32
-embed_dims = 192
+embed_dims = 128
 model = dict(
     type='ImageClassifier',
     data_preprocessor=dict(
         num_classes=10, mean=[72.94] * 3, std=[90.02] * 3, to_rgb=False),
     backbone=dict(
         type='MaskedViT',
-        arch=dict(embed_dims=embed_dims, num_layers=6, num_heads=6,
+        arch=dict(embed_dims=embed_dims, num_layers=4, num_heads=4,
                   feedforward_channels=embed_dims * 4),
         img_size=img_size,
         patch_size=4,
@@ -27,7 +27,7 @@ model = dict(
         final_norm=False,
         out_type='avg_featmap',
         init_cfg=dict(type='Pretrained',
-                      checkpoint='work_dirs/mae_fashion-mnist/iter_1200.pth',
+                      checkpoint='work_dirs/demo_mae/iter_800.pth',
                       prefix='backbone.')),
     neck=None,
     head=dict(

@@ -1,6 +1,6 @@
 # A tiny Mask R-CNN on the Fashion-MNIST canvas set (64 px, 10 classes) that
 # starts from the demo MAE pre-training (configs/demo/mae_fashion-mnist.py:
-# ViT 192 wide, 6 blocks, patch 4). CPU-sized; see docs/transfer.md.
+# ViT 128 wide, 4 blocks, patch 4). CPU-sized; see docs/transfer.md.
 #   python tools/data/make_canvas_sets.py data/canvas
 #   python tools/train.py configs/benchmarks/mask_rcnn/<this file> \
 #     --cfg-options model.backbone.init_cfg.checkpoint=<demo ckpt>
@@ -12,20 +12,20 @@ _base_ = './mae_vit-base-p16_simple-fpn_mask-rcnn_1x_coco.py'
 data_root = 'data/canvas/coco/'
 classes = ('T-shirt_top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal',
            'Shirt', 'Sneaker', 'Bag', 'Ankle boot')
-embed_dims = 192
+embed_dims = 128
 model = dict(
     # the demo pre-training normalised grey images with these statistics
     data_preprocessor=dict(
         mean=[72.94] * 3, std=[90.02] * 3, bgr_to_rgb=False),
     backbone=dict(
-        arch=dict(_delete_=True, embed_dims=embed_dims, num_layers=6,
-                  num_heads=6,
+        arch=dict(_delete_=True, embed_dims=embed_dims, num_layers=4,
+                  num_heads=4,
                   feedforward_channels=embed_dims * 4),
         img_size=64,
         patch_size=4,
         drop_path_rate=0.0,
-        out_indices=(5, ),
-        init_cfg=dict(checkpoint='work_dirs/mae_fashion-mnist/iter_1200.pth')),
+        out_indices=(3, ),
+        init_cfg=dict(checkpoint='work_dirs/demo_mae/iter_800.pth')),
     neck=dict(in_channels=embed_dims, out_channels=64,
               scale_factors=(1.0, 0.5, 0.25)),
     rpn_head=dict(

@@ -1,6 +1,6 @@
 # A tiny UperNet on the Fashion-MNIST canvas class maps (64 px, background +
 # 10 classes) that starts from the demo MAE pre-training
-# (configs/demo/mae_fashion-mnist.py: ViT 192 wide, 6 blocks, patch 4).
+# (configs/demo/mae_fashion-mnist.py: ViT 128 wide, 4 blocks, patch 4).
 # Trains on 48 px random crops and tests by sliding 48 px windows (stride
 # 32), as the ADE20K protocol does at 512 / 341. CPU-sized.
 #   python tools/data/make_canvas_sets.py data/canvas
@@ -12,21 +12,21 @@ data_root = 'data/canvas/ade/'
 classes = ('background', 'T-shirt_top', 'Trouser', 'Pullover', 'Dress',
            'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot')
 crop_size = (48, 48)
-embed_dims = 192
+embed_dims = 128
 norm_cfg = dict(type='BN', requires_grad=True)  # one process, CPU
 model = dict(
     data_preprocessor=dict(
         size=crop_size, mean=[72.94] * 3, std=[90.02] * 3,
         bgr_to_rgb=False),
     backbone=dict(
-        arch=dict(_delete_=True, embed_dims=embed_dims, num_layers=6,
-                  num_heads=6,
+        arch=dict(_delete_=True, embed_dims=embed_dims, num_layers=4,
+                  num_heads=4,
                   feedforward_channels=embed_dims * 4),
         img_size=48,
         patch_size=4,
         drop_path_rate=0.0,
-        out_indices=(1, 2, 4, 5),
-        init_cfg=dict(checkpoint='work_dirs/mae_fashion-mnist/iter_1200.pth')),
+        out_indices=(0, 1, 2, 3),
+        init_cfg=dict(checkpoint='work_dirs/demo_mae/iter_800.pth')),
     # stride-4 maps -> strides 2, 4, 8, 16
     neck=dict(embed_dim=embed_dims, rescales=[2, 1, 0.5, 0.25],
               norm_cfg=norm_cfg),
