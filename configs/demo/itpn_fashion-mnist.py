@@ -3,6 +3,7 @@
 # patch size is 8 (stem conv 2x2 / stride 2, 4x4 inner tokens per patch), so
 # the 32 px image has a 4 x 4 patch grid. 50 % masking (8 of 16 patches):
 # with so few patches it gave better kNN features than the 75 % of ImageNet.
+# 1200 iterations of 128 images: about 5 minutes on an idle 2-core machine.
 #   python tools/train.py configs/demo/itpn_fashion-mnist.py
 #   python tools/analysis/evaluate_representation.py \
 #       configs/demo/itpn_fashion-mnist.py --checkpoint CKPT --compare-random-init
@@ -48,7 +49,7 @@ train_dataloader = dict(
     num_workers=2,
     dataset=dict(img_size=img_size, pipeline=train_pipeline))
 
-max_iters = 800
+max_iters = 1200
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=1.5e-3, betas=(0.9, 0.95),
