@@ -88,8 +88,9 @@ def test_two_processes_equal_one_process_with_the_whole_batch():
     ref_grads = _grads(reference)
     assert any('bn.weight' in n for n in ref_grads)
     for name, grad in ref_grads.items():
-        torch.testing.assert_close(res[0]['grads'][name] + res[1]['grads'][name],
-                                   grad, rtol=1e-4, atol=1e-5, msg=name)
+        summed = res[0]['grads'][name] + res[1]['grads'][name]
+        torch.testing.assert_close(summed, grad, rtol=1e-4, atol=1e-5,
+                                   msg=name)
     ref_stats = _stats(reference)
     assert ref_stats
     for r in res:

@@ -466,8 +466,8 @@ def demo_mae_ckpt(tmp_path_factory):
 
 
 @pytest.mark.parametrize('cfg_file,scope', DEMO_DOWNSTREAM)
-def test_demo_downstream_configs_load_the_demo_pretraining(
-        cfg_file, scope, demo_mae_ckpt):
+def test_demo_downstream_configs_load_the_demo_pretraining(cfg_file, scope,
+                                                           demo_mae_ckpt):
     # the downstream demos must follow configs/demo/mae_fashion-mnist.py's
     # encoder, untouched: every block and the patch embedding load
     path, ckpt = demo_mae_ckpt

@@ -1,13 +1,16 @@
 """Small, real transfer runs on CPU (numbers quoted in docs/transfer.md).
 
-    # 1. a short demo MAE pre-training (configs/demo/mae_fashion-mnist.py)
-    python tools/transfer_demo.py pretrain --iters 400 --work-dir work_dirs/transfer_demo
+    # 1. the demo MAE pre-training (configs/demo/mae_fashion-mnist.py)
+    bash tools/run_demo.sh mae      # -> work_dirs/demo_mae/iter_800.pth
+    #    (or a shorter one: python tools/transfer_demo.py pretrain --iters 400)
     # 2. Fashion-MNIST classification: fine-tune from it vs from scratch,
     #    same iterations, same data, same recipe (scratch without layer decay)
-    python tools/transfer_demo.py classify --checkpoint work_dirs/transfer_demo/pretrain/iter_400.pth
-    # 3. Mask R-CNN / UperNet on the canvas sets, from the same checkpoint
+    python tools/transfer_demo.py classify --checkpoint work_dirs/demo_mae/iter_800.pth
+    # 3. Mask R-CNN / UperNet on the canvas sets, from the same checkpoint,
+    #    and from scratch (--checkpoint none, no layer decay) for comparison
     python tools/transfer_demo.py detect --checkpoint ... --iters 300
-    python tools/transfer_demo.py segment --checkpoint ... --iters 200
+    python tools/transfer_demo.py detect --checkpoint none --iters 300 --tag _scratch
+    python tools/transfer_demo.py segment --checkpoint ... --iters 300
 
 Each step appends its metrics to ``<work-dir>/results.json``.
 """
@@ -51,6 +54,23 @@ def _test_only(cfg):
     cfg.test_evaluator = cfg.val_evaluator
     cfg.test_cfg = cfg.get('test_cfg') or dict(type='TestLoop')
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+
+
+def _init_backbone(cfg, args):
+    """Start from ``args.checkpoint``, or from scratch when it is 'none'.
+
+    From scratch there is nothing to protect in the early layers, so the
+    layer decay goes too (as for classification's scratch run);
+    ``--layer-decay`` overrides the config's rate for a pre-trained start.
+    """
+    if args.checkpoint == 'none':
+        cfg.model.backbone.init_cfg = None
+        cfg.optim_wrapper.paramwise_cfg.layer_decay_rate = 1.0
+    else:
+        cfg.model.backbone.init_cfg.checkpoint = args.checkpoint
+        if args.layer_decay is not None:
+            cfg.optim_wrapper.paramwise_cfg.layer_decay_rate = \
+                args.layer_decay
 
 
 def _record(work_dir, key, value):
@@ -130,9 +150,7 @@ def detect(args):
         dl.dataset.data_root = data_root
     cfg.val_evaluator.ann_file = data_root + 'annotations/instances_val.json'
     _test_only(cfg)
-    cfg.model.backbone.init_cfg.checkpoint = args.checkpoint
-    if args.checkpoint == 'none':
-        cfg.model.backbone.init_cfg = None
+    _init_backbone(cfg, args)
     t0 = time.time()
     runner = Runner.from_cfg(cfg)
     runner.train()
@@ -141,6 +159,7 @@ def detect(args):
             dict({k: round(float(v), 3) for k, v in metrics.items()
                   if k.endswith(('_mAP', '_mAP_50'))},
                  iters=args.iters, checkpoint=args.checkpoint,
+                 layer_decay=cfg.optim_wrapper.paramwise_cfg.layer_decay_rate,
                  minutes=round((time.time() - t0) / 60, 1)))
 
 
@@ -153,9 +172,7 @@ def segment(args):
     for dl in (cfg.train_dataloader, cfg.val_dataloader):
         dl.dataset.data_root = osp.join(root, 'ade')
     _test_only(cfg)
-    cfg.model.backbone.init_cfg.checkpoint = args.checkpoint
-    if args.checkpoint == 'none':
-        cfg.model.backbone.init_cfg = None
+    _init_backbone(cfg, args)
     t0 = time.time()
     runner = Runner.from_cfg(cfg)
     runner.train()
@@ -163,6 +180,7 @@ def segment(args):
     _record(args.work_dir, 'segment' + args.tag,
             dict({k: round(float(v), 2) for k, v in metrics.items()},
                  iters=args.iters, checkpoint=args.checkpoint,
+                 layer_decay=cfg.optim_wrapper.paramwise_cfg.layer_decay_rate,
                  minutes=round((time.time() - t0) / 60, 1)))
 
 
@@ -183,7 +201,8 @@ def main():
                         choices=['finetune', 'scratch'],
                         help='classify: which runs (same budget each)')
     parser.add_argument('--layer-decay', type=float,
-                        help='classify: override the fine-tuning layer decay')
+                        help='override the layer decay of a run from a '
+                        'checkpoint (runs from scratch use 1.0)')
     parser.add_argument('--tag', default='', help='suffix of the result key')
     args = parser.parse_args()
     os.makedirs(args.work_dir, exist_ok=True)
