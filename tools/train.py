@@ -12,6 +12,7 @@ import os
 import os.path as osp
 import sys
 
+import torch
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
@@ -124,6 +125,11 @@ def main(argv=None):
             find_unused_parameters=cfg.get('find_unused_parameters', False))
     runner = Runner.from_cfg(cfg)
     runner.train()
+    # leave together: a rank that exits while another still talks to it
+    # through gloo can abort the other ("terminate called ...")
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == '__main__':
