@@ -1,8 +1,8 @@
 # HPM on Fashion-MNIST: configs/demo/mae_fashion-mnist.py (the same tiny ViT,
 # 32 px, patch 4, 128 wide, 4 deep, decoder 2 x 96, data, optimiser and
 # 800 x 128 budget) plus the loss predictor (2 x 96, like the reconstruction
-# decoder) and the EMA teacher that mines hard patches. About 8 minutes
-# (14 CPU minutes) on 2 cores; the README's main command runs it:
+# decoder) and the EMA teacher that mines hard patches (measured run times:
+# docs/demo_results.md); the README's main command runs it:
 #   bash tools/run_demo.sh
 # The run is iteration-based, so the easy-to-hard ramp and the momentum ramp
 # are per iteration (by_iter=True), and the momentum is lower than ImageNet's

@@ -1,9 +1,9 @@
-# A few CPU minutes of iTPN pixel pre-training on Fashion-MNIST: a tiny HiViT
+# CPU-sized iTPN pixel pre-training on Fashion-MNIST: a tiny HiViT
 # (width 128, 1 + 1 MLP blocks, 4 attention blocks) on 32 px images. The
 # patch size is 8 (stem conv 2x2 / stride 2, 4x4 inner tokens per patch), so
 # the 32 px image has a 4 x 4 patch grid. 50 % masking (8 of 16 patches):
 # with so few patches it gave better kNN features than the 75 % of ImageNet.
-# 1200 iterations of 128 images: about 5 minutes on an idle 2-core machine.
+# 1200 iterations of 128 images (run times: docs/demo_results.md).
 #   python tools/train.py configs/demo/itpn_fashion-mnist.py
 #   python tools/analysis/evaluate_representation.py \
 #       configs/demo/itpn_fashion-mnist.py --checkpoint CKPT --compare-random-init

@@ -1,4 +1,4 @@
-# A few CPU minutes of MAE on Fashion-MNIST (32 px, patch 4, tiny ViT).
+# CPU-sized MAE on Fashion-MNIST (32 px, patch 4, tiny ViT).
 # tools/run_demo.sh runs it and prints the encoder's kNN accuracy against the
 # same encoder at random init.
 _base_ = [

@@ -1,4 +1,4 @@
-# About 25 CPU minutes of SIM on Fashion-MNIST (32 px, patch 8, tiny ViT).
+# CPU-sized SIM on Fashion-MNIST (32 px, patch 8, tiny ViT).
 # Two views with crop geometry, lighter colour augmentation than ImageNet's
 # (grey 32 px images), a block-wise mask of exactly 10 of 16 patches on view 1
 # (the reference's 118 / 196), momentum 0.99 -> 1, dense UniGrad.

@@ -1,4 +1,4 @@
-# A few CPU minutes of SimMIM on Fashion-MNIST (32 px, patch 4, tiny ViT,
+# CPU-sized SimMIM on Fashion-MNIST (32 px, patch 4, tiny ViT,
 # 8-px mask blocks, 60% masked).
 _base_ = [
     '../_base_/models/simmim_vit-base-p16.py',

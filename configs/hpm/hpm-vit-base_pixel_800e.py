@@ -39,17 +39,3 @@ custom_hooks = [dict(type='HPMTeacherHook')]
 train_dataloader = dict(batch_size=32)  # x 8 GPUs = 256
 optim_wrapper = dict(optimizer=dict(lr=1.5e-4 * 256 / 256))
 auto_scale_lr = dict(base_batch_size=256)
-
-max_epochs = 800
-warmup_epochs = 40
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0,
-         end=warmup_epochs, convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=max_epochs - warmup_epochs,
-         eta_min=0.0, by_epoch=True, begin=warmup_epochs, end=max_epochs,
-         convert_to_iter_based=True),
-]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
-default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=100),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3))

@@ -6,6 +6,7 @@
 # (8 x 512 per process; with another total batch add --auto-scale-lr).
 _base_ = [
     '../_base_/datasets/imagenet_mae.py',
+    '../_base_/schedules/adamw_cosine_mae.py',
     '../_base_/default_runtime.py',
 ]
 
@@ -58,34 +59,11 @@ train_pipeline = [
 ]
 train_dataloader = dict(batch_size=512, dataset=dict(pipeline=train_pipeline))
 
-# fp16 + dynamic loss scaling as the reference (AmpOptimWrapper's default);
-# on a CPU-only machine override optim_wrapper.type=OptimWrapper
-base_lr = 1.5e-4
+# MAE's schedule (the base): fp16 + dynamic loss scaling as the reference; on a
+# CPU-only machine override optim_wrapper.type=OptimWrapper
 optim_wrapper = dict(
-    type='AmpOptimWrapper',
-    optimizer=dict(
-        type='AdamW', lr=base_lr * 4096 / 256, betas=(0.9, 0.95),
-        weight_decay=0.05),
-    paramwise_cfg=dict(
-        norm_decay_mult=0.0,
-        bias_decay_mult=0.0,
-        flat_decay_mult=0.0,
-        custom_keys={
-            'pos_embed': dict(decay_mult=0.),
-            'mask_token': dict(decay_mult=0.),
-        }))
-
-warmup_epochs = 40
-max_epochs = 800
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0,
-         end=warmup_epochs, convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=max_epochs - warmup_epochs,
-         eta_min=0.0, by_epoch=True, begin=warmup_epochs, end=max_epochs,
-         convert_to_iter_based=True),
-]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
-auto_scale_lr = dict(base_batch_size=4096)
-default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=100),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3))
+    paramwise_cfg=dict(custom_keys={
+        '_delete_': True,
+        'pos_embed': dict(decay_mult=0.),
+        'mask_token': dict(decay_mult=0.),
+    }))

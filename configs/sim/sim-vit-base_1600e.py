@@ -71,19 +71,9 @@ optim_wrapper = dict(
         bias_decay_mult=0.0,
         flat_decay_mult=0.0))
 
-max_epochs = 1600
-warmup_epochs = 40
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0,
-         end=warmup_epochs, convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=max_epochs - warmup_epochs,
-         eta_min=0.0, by_epoch=True, begin=warmup_epochs, end=max_epochs,
-         convert_to_iter_based=True),
-]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
+train_cfg = dict(max_epochs=1600)
 # momentum m(t) = 1 - (1 + cos(pi t / E)) (1 - 0.995) / 2 from the runner's
 # progress, applied before each target pass
 custom_hooks = [dict(type='SIMMomentumHook')]
-default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=100),
-    checkpoint=dict(type='CheckpointHook', interval=5, max_keep_ckpts=3))
+# the reference saves every 5 epochs
+default_hooks = dict(checkpoint=dict(interval=5))

@@ -1,7 +1,9 @@
 # MAE's optimisation (also HPM's, SIM's and iTPN-pixel's, with their own base lr):
 # AdamW (0.9, 0.95), wd 0.05 except 1-D params / biases / tokens / pos embeds,
 # lr = base_lr * total_batch / 256, linear warm-up from ~0 then half-cosine to 0,
-# stepped every iteration.
+# stepped every iteration. The cosine runs to the end of training
+# (train_cfg.max_epochs): a config changes the length with
+#   train_cfg = dict(max_epochs=1600)
 base_lr = 1.5e-4
 optim_wrapper = dict(
     type='AmpOptimWrapper',
@@ -20,7 +22,6 @@ optim_wrapper = dict(
         }))
 
 warmup_epochs = 40
-max_epochs = 800
 param_scheduler = [
     dict(
         type='LinearLR',
@@ -29,16 +30,15 @@ param_scheduler = [
         begin=0,
         end=warmup_epochs,
         convert_to_iter_based=True),
+    # no `end` / `T_max`: the Runner ends it at train_cfg.max_epochs
     dict(
         type='CosineAnnealingLR',
-        T_max=max_epochs - warmup_epochs,
         eta_min=0.0,
         by_epoch=True,
         begin=warmup_epochs,
-        end=max_epochs,
         convert_to_iter_based=True),
 ]
 
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=800)
 # the learning rates above are written for a total batch of 4096
 auto_scale_lr = dict(base_batch_size=4096)
