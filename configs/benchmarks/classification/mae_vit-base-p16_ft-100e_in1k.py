@@ -73,11 +73,12 @@ optim_wrapper = dict(
     constructor='MIMLayerDecayOptimWrapperConstructor',
     paramwise_cfg=dict(layer_decay_rate=0.65))
 
+# warm-up, then cosine to the end of training (train_cfg.max_epochs)
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0, end=5,
          convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=95, by_epoch=True, begin=5,
-         end=100, eta_min=1e-6, convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', by_epoch=True, begin=5, eta_min=1e-6,
+         convert_to_iter_based=True),
 ]
 train_cfg = dict(by_epoch=True, max_epochs=100)
 default_hooks = dict(

@@ -40,8 +40,8 @@ optim_wrapper = dict(
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0,
          end=10, convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=80, by_epoch=True, begin=10,
-         end=90, eta_min=0.0, convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', by_epoch=True, begin=10, eta_min=0.0,
+         convert_to_iter_based=True),
 ]
 train_cfg = dict(by_epoch=True, max_epochs=90)
 default_hooks = dict(
