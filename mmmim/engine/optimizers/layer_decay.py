@@ -19,6 +19,7 @@ import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.optim import DefaultOptimWrapperConstructor
+from mmengine.utils.dl_utils import is_norm
 
 from mmpretrain.registry import OPTIM_WRAPPER_CONSTRUCTORS
 
@@ -100,6 +101,10 @@ class MIMLayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
       pos/cls/mask tokens and relative position tables.
     - ``decay_1d`` (bool): decay 1-D parameters and biases too. Defaults to
       False (the reference: no decay for norms, biases, gains).
+    - ``norm_decay_mult`` (float, optional): weight-decay multiplier for the
+      parameters of normalisation layers (found by module type), applied
+      after the rules above; with ``decay_1d=True`` and 0 this is
+      detectron2's rule (ViTDet: norms not decayed, biases decayed).
     - ``custom_keys`` (dict): ``{substring: dict(decay_mult=..,
       lr_mult=..)}`` applied on top of the rules above.
 
@@ -124,6 +129,14 @@ class MIMLayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         custom_keys = cfg.get('custom_keys', {})
         sorted_keys = sorted(sorted(custom_keys), key=len, reverse=True)
         base_wd = self.base_wd if self.base_wd is not None else 0.
+        norm_decay_mult = cfg.get('norm_decay_mult')
+        norm_params = set()
+        if norm_decay_mult is not None:
+            for mod_name, mod in module.named_modules():
+                if is_norm(mod):
+                    norm_params.update(
+                        f'{mod_name}.{n}' if mod_name else n
+                        for n, _ in mod.named_parameters(recurse=False))
 
         groups = defaultdict(list)
         bb_prefix = bb_name + '.'
@@ -142,6 +155,8 @@ class MIMLayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
             exempt = (not decay_1d and (param.ndim == 1 or last == 'bias')) \
                 or last in no_decay
             wd = 0. if exempt else base_wd
+            if name in norm_params:
+                wd = wd * norm_decay_mult
             lr_mult = 1.
             key = next((k for k in sorted_keys if k in name), None)
             if key is not None:

@@ -118,7 +118,8 @@ class MaskedViT(VisionTransformer):
             w = self.patch_embed.projection.weight.data
             nn.init.xavier_uniform_(w.view(w.shape[0], -1))
             nn.init.zeros_(self.patch_embed.projection.bias)
-            nn.init.normal_(self.cls_token, std=.02)
+            if self.cls_token is not None:
+                nn.init.normal_(self.cls_token, std=.02)
             if self.mask_token is not None:
                 nn.init.normal_(self.mask_token, std=.02)
         if self.pos_embed_type == 'sincos':
