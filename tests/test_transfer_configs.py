@@ -80,6 +80,8 @@ def _tiny_cls(cfg):
     for n in (necks if isinstance(necks, list) else [necks]):
         if 'input_features' in n:
             n.input_features = dims
+        if n.get('type') == 'PoolNormNeck':
+            n.in_channels = dims
     return cfg
 
 

@@ -151,6 +151,54 @@ def knn_accuracy(train_feats: torch.Tensor,
     return 100.0 * correct / test_feats.shape[0]
 
 
+@torch.no_grad()
+def knn_topk_accuracies(train_feats: torch.Tensor,
+                        train_labels: torch.Tensor,
+                        test_feats: torch.Tensor,
+                        test_labels: torch.Tensor,
+                        ks: Sequence[int] = (10, 20, 100, 200),
+                        temperature: float = 0.07,
+                        topk: Sequence[int] = (1, 5),
+                        num_classes: Optional[int] = None,
+                        chunk_size: int = 1024) -> Dict[str, float]:
+    """Top-k accuracies (%) of the weighted kNN classifier for several k.
+
+    The classifier of :func:`knn_accuracy` (DINO's, which HPM's main_knn.py
+    copies) evaluated for every ``k`` in ``ks`` from one neighbour search.
+    Returns ``{'k10_top1': .., 'k10_top5': .., ...}``; top-``t`` counts a
+    query as correct when its label is among the ``t`` classes with the
+    most votes.
+    """
+    if min(ks) < 1:
+        raise ValueError(f'every k must be >= 1, got {list(ks)}')
+    if temperature <= 0:
+        raise ValueError(f'temperature must be > 0, got {temperature}')
+    train_feats = F.normalize(train_feats.float(), dim=1)
+    test_feats = F.normalize(test_feats.float(), dim=1)
+    train_labels = train_labels.long().to(train_feats.device)
+    test_labels = test_labels.long().to(train_feats.device)
+    if num_classes is None:
+        num_classes = int(max(train_labels.max(), test_labels.max())) + 1
+    max_k = min(max(ks), train_feats.shape[0])
+    correct = {(k, t): 0 for k in ks for t in topk}
+    for start in range(0, test_feats.shape[0], chunk_size):
+        queries = test_feats[start:start + chunk_size].to(train_feats.device)
+        targets = test_labels[start:start + chunk_size]
+        top_sim, top_idx = (queries @ train_feats.T).topk(max_k, dim=1)
+        weights = (top_sim / temperature).exp()
+        neighbours = train_labels[top_idx]
+        for k in ks:
+            votes = torch.zeros(queries.shape[0], num_classes,
+                                device=queries.device)
+            votes.scatter_add_(1, neighbours[:, :k], weights[:, :k])
+            ranked = votes.topk(min(max(topk), num_classes), dim=1).indices
+            hits = ranked == targets[:, None]
+            for t in topk:
+                correct[(k, t)] += int(hits[:, :t].any(dim=1).sum())
+    num = test_feats.shape[0]
+    return {f'k{k}_top{t}': 100.0 * c / num for (k, t), c in correct.items()}
+
+
 def linear_probe_accuracy(train_feats: torch.Tensor,
                           train_labels: torch.Tensor,
                           test_feats: torch.Tensor,

@@ -1,0 +1,17 @@
+# MAE ViT-L/16 linear probe: the ViT-B probe (frozen encoder, cls token after
+# the final norm, BatchNorm1d without affine + Linear, LARS, blr 0.1 x
+# 16384 / 256, 10 warm-up epochs, no weight decay) for 50 epochs, which the
+# reference says suffices for ViT-L / ViT-H (mae FINETUNE.md:163).
+_base_ = './mae_vit-base-p16_linear-90e_in1k.py'
+
+model = dict(
+    backbone=dict(arch='large', frozen_stages=24),
+    neck=dict(input_features=1024),
+    head=dict(in_channels=1024))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0,
+         end=10, convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', T_max=40, by_epoch=True, begin=10,
+         end=50, eta_min=0.0, convert_to_iter_based=True),
+]
+train_cfg = dict(by_epoch=True, max_epochs=50)
