@@ -8,10 +8,4 @@ model = dict(
     backbone=dict(arch='large', frozen_stages=24),
     neck=dict(input_features=1024),
     head=dict(in_channels=1024))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0,
-         end=10, convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=40, by_epoch=True, begin=10,
-         end=50, eta_min=0.0, convert_to_iter_based=True),
-]
-train_cfg = dict(by_epoch=True, max_epochs=50)
+train_cfg = dict(max_epochs=50)  # the cosine ends there
