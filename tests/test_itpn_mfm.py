@@ -148,4 +148,4 @@ def test_mfm_configs_build_on_meta():
     assert n(model.backbone) == 78_070_208
     assert n(model.neck) == 3_648_000
     assert n(model.head) == 7_020_080
-    assert model.early_layers == 18
+    assert model.early_layers == 19  # reference: block int(0.75 * 24) from 0

@@ -2,7 +2,7 @@
 # 800 epochs, the reference recipe: relative position bias, learnable pos,
 # layer scale 0.1, drop-path 0.1, fpn_depth 1, BEiT block-wise mask of 75
 # patches (min block 16, not topped up), mask token after the stem, main +
-# auxiliary (after main block 18) outputs, SmoothL1 over all tokens; AdamW
+# auxiliary (after 19 main blocks) outputs, SmoothL1 over all tokens; AdamW
 # lr 1.5e-3 (absolute), betas (0.9, 0.98), wd 0.05, 5 warm-up epochs, cosine
 # to 1e-5, total batch 2048, fp16.
 # The teacher is built from a local CLIP checkpoint (OpenAI layout, e.g.
@@ -19,7 +19,9 @@ patch_size = 16
 clip_checkpoint = 'checkpoints/clip/ViT-B-16.pt'
 model = dict(
     type='iTPNCLIPPretrainer',
-    early_layers=18,  # int(0.75 * 24)
+    # the reference keeps main block int(0.75 * 24) counted from 0, i.e. the
+    # output after 19 blocks (itpn_clip/modeling_pretrain.py:255)
+    early_layers=19,
     backbone=dict(
         type='iTPNBackbone',
         arch='base',

@@ -59,6 +59,28 @@ def resize_pos_embed(pos: torch.Tensor, src: Tuple[int, int],
     return p.permute(0, 2, 3, 1).reshape(1, -1, c).to(pos.dtype)
 
 
+def resample_pos_embed_reference(pos: torch.Tensor, src: Tuple[int, int],
+                                 dst: Tuple[int, int]) -> torch.Tensor:
+    """The reference's ``interpolate_pos_encoding`` resampling.
+
+    Bicubic (align_corners=False) with ``scale_factor = (dst + 0.1) / src``
+    (DINO's offset against rounding the output size). The output has
+    ``dst`` cells, but the source coordinates are computed from that scale
+    factor, not from ``dst / src``: even for ``dst == src`` the table comes
+    out shifted by a fraction of a cell and smoothed.
+    """
+    c = pos.shape[-1]
+    p = pos.reshape(1, src[0], src[1], c).permute(0, 3, 1, 2).float()
+    p = F.interpolate(
+        p,
+        scale_factor=((dst[0] + 0.1) / src[0], (dst[1] + 0.1) / src[1]),
+        mode='bicubic',
+        align_corners=False)
+    if tuple(p.shape[-2:]) != tuple(dst):
+        raise ValueError(f'cannot resample a {src} table to {dst}')
+    return p.permute(0, 2, 3, 1).reshape(1, -1, c).to(pos.dtype)
+
+
 class iTPNBlock(BlockWithRPE):
     """HiViT block whose attention takes a precomputed relative bias.
 
@@ -138,6 +160,17 @@ class iTPNBackbone(BaseModule):
             reference pixel and CLIP code).
         pos_embed_init (str): 'sincos' (MAE layout, reference pixel) or
             'trunc_normal'.
+        reference_pos_interp (bool): Add the position table the way the
+            reference's ``interpolate_pos_encoding`` does (default): the
+            stored table only when the token count equals the table's and the
+            grid is the table's, otherwise the table resampled with scale
+            factor ``(grid + 0.1) / table grid``
+            (:func:`resample_pos_embed_reference`).
+            In masked pre-training with dropped patches the token count is
+            the number of *visible* patches, so the reference always adds a
+            resampled (shifted, smoothed) table there, while fine-tuning at
+            the table's size gets the stored one. False: the stored table at
+            its own grid and an exact-size bicubic resize at other grids.
         use_rel_pos_bias (bool): Relative position bias in the main blocks
             (a table per block; resized to other grids when loading and at
             run time).
@@ -180,6 +213,7 @@ class iTPNBackbone(BaseModule):
                  use_abs_pos_embed: bool = True,
                  pos_embed_learnable: bool = True,
                  pos_embed_init: str = 'sincos',
+                 reference_pos_interp: bool = True,
                  use_rel_pos_bias: bool = False,
                  layer_scale_init_value: float = 0.,
                  mask_mode: str = 'drop',
@@ -238,11 +272,13 @@ class iTPNBackbone(BaseModule):
         else:
             self.pos_embed = None
         self.pos_embed_init = pos_embed_init
+        self.reference_pos_interp = reference_pos_interp
         self.pos_drop = nn.Dropout(p=drop_rate)
 
         # stochastic depth over the blocks only (the merges have none)
         dpr = [drop_path_rate * i / max(self.num_blocks - 1, 1)
                for i in range(self.num_blocks)]
+        self.drop_path_rates = dpr
         self.blocks = nn.ModuleList()
         # layer id of every entry of ``blocks``; a merge shares the id of the
         # block before it (as Swin's downsample layers do in mmpretrain)
@@ -386,8 +422,18 @@ class iTPNBackbone(BaseModule):
         return num_layers - 1, num_layers
 
     # --------------------------------------------------------------- helpers
-    def _pos_embed_for(self, hw: Tuple[int, int]) -> torch.Tensor:
-        return resize_pos_embed(self.pos_embed, self.patch_resolution, hw)
+    def _pos_embed_for(self, hw: Tuple[int, int],
+                       num_tokens: int) -> torch.Tensor:
+        """The (1, h*w, C) table added to ``num_tokens`` tokens of an h x w
+        patch grid (see ``reference_pos_interp``)."""
+        table_hw = self.patch_resolution
+        if not self.reference_pos_interp:
+            return resize_pos_embed(self.pos_embed, table_hw, hw)
+        # the reference compares the token count (the visible tokens in
+        # masked pre-training) with the table size
+        if num_tokens == table_hw[0] * table_hw[1] and tuple(hw) == table_hw:
+            return self.pos_embed
+        return resample_pos_embed_reference(self.pos_embed, table_hw, hw)
 
     def _rel_bias(self, blk, hw: Tuple[int, int],
                   keep: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
@@ -471,7 +517,7 @@ class iTPNBackbone(BaseModule):
             w = mask[:, :, None].type_as(x)
             x = x * (1. - w) + self.mask_token.to(x.dtype) * w
         if self.pos_embed is not None:
-            pos = self._pos_embed_for(hw).expand(B, -1, -1)
+            pos = self._pos_embed_for(hw, x.shape[1]).expand(B, -1, -1)
             if keep is not None:
                 pos = pos.gather(1, keep[:, :, None].expand(-1, -1,
                                                             pos.shape[-1]))

@@ -4,6 +4,7 @@ from typing import Optional
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule
 from mmpretrain.models.heads import MAEPretrainHead
 from mmpretrain.registry import MODELS
@@ -63,7 +64,11 @@ class iTPNCLIPHead(BaseModule):
         grid_size (int | tuple): Patch grid (14) for the relative bias.
         use_rel_pos_bias (bool): Relative position bias in the aux blocks.
         layer_scale_init_value (float): Layer scale of the aux blocks (0.1).
-        norm_cfg (dict): Norm layer config.
+        norm_cfg (dict): Norm layers of ``decoder_embed``, ``norm`` and
+            ``norm_cls`` (LN eps 1e-6, the reference's ``norm_layer``).
+        aux_norm_cfg (dict): Norm layers inside the aux blocks. The reference
+            builds ``cls_pt_layers`` without its ``norm_layer``, so they get
+            ``nn.LayerNorm``'s eps 1e-5 (reproduced by default).
     """
 
     def __init__(self,
@@ -78,12 +83,14 @@ class iTPNCLIPHead(BaseModule):
                  use_rel_pos_bias: bool = True,
                  layer_scale_init_value: float = 0.1,
                  norm_cfg: dict = dict(type='LN', eps=1e-6),
+                 aux_norm_cfg: dict = dict(type='LN', eps=1e-5),
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         from ..backbones.itpn_hivit import iTPNBlock, relative_position_index
         from ..necks.itpn_decoder import LevelEmbed, _init_linear_ln
         eps = norm_cfg.get('eps', 1e-5)
-        self.decoder_embed = LevelEmbed(fpn_dim, embed_dim, num_levels)
+        self.decoder_embed = LevelEmbed(fpn_dim, embed_dim, num_levels,
+                                        eps=eps)
         self.norm = nn.LayerNorm(embed_dim, eps=eps)
         self.lm_head = nn.Linear(embed_dim, target_dim)
         self.grid = (grid_size, grid_size) if isinstance(grid_size, int) \
@@ -91,7 +98,7 @@ class iTPNCLIPHead(BaseModule):
         self.cls_pt_layers = nn.ModuleList([
             iTPNBlock(None, embed_dim, num_heads, mlp_ratio, True, None,
                       rpe=False, layer_scale_init_value=layer_scale_init_value,
-                      norm_cfg=norm_cfg) for _ in range(num_aux_layers)
+                      norm_cfg=aux_norm_cfg) for _ in range(num_aux_layers)
         ])
         self.use_rel_pos_bias = use_rel_pos_bias
         if use_rel_pos_bias:
@@ -109,6 +116,11 @@ class iTPNCLIPHead(BaseModule):
             for blk in self.cls_pt_layers:
                 nn.init.trunc_normal_(blk.attn.relative_position_bias_table,
                                       std=.02)
+
+    def set_aux_drop_path(self, rates) -> None:
+        """Stochastic depth of the aux blocks, one rate per block."""
+        for blk, rate in zip(self.cls_pt_layers, rates):
+            blk.drop_path = DropPath(rate) if rate > 0 else nn.Identity()
 
     def forward(self, levels, early: torch.Tensor):
         """``(main, aux)`` predictions, each (B, L, target_dim)."""

@@ -25,13 +25,15 @@ class LevelEmbed(nn.ModuleList):
     """``decoder_embed``: per level LayerNorm + Linear(fpn -> D / 4^k).
 
     The 4^k sub-tokens of a patch are concatenated back to D per patch, in
-    (row, col, channel) order, as the reference reshape does.
+    (row, col, channel) order, as the reference reshape does. The LayerNorms
+    use the reference's ``norm_layer`` eps (1e-6 in the pixel and CLIP code).
     """
 
-    def __init__(self, fpn_dim: int, embed_dim: int, num_levels: int = 3):
+    def __init__(self, fpn_dim: int, embed_dim: int, num_levels: int = 3,
+                 eps: float = 1e-6):
         super().__init__([
             nn.Sequential(
-                nn.LayerNorm(fpn_dim),
+                nn.LayerNorm(fpn_dim, eps=eps),
                 nn.Linear(fpn_dim, embed_dim // 4**k))
             for k in range(num_levels)
         ])
@@ -83,7 +85,8 @@ class iTPNPixelDecoder(BaseModule):
         super().__init__(init_cfg=init_cfg)
         self.num_patches = num_patches
         self.embed_dim = embed_dim
-        self.decoder_embed = LevelEmbed(fpn_dim, embed_dim, num_levels)
+        self.decoder_embed = LevelEmbed(fpn_dim, embed_dim, num_levels,
+                                        eps=norm_cfg.get('eps', 1e-5))
         self.mask_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         grid = int(num_patches**.5)
         if grid * grid != num_patches:

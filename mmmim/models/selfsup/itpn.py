@@ -107,8 +107,14 @@ class iTPNCLIPPretrainer(iTPNPretrainer):
         neck (dict): ``iTPNPyramidNeck`` config (``fpn_depth=1``).
         head (dict): ``iTPNCLIPHead`` config.
         target_generator (dict): ``iTPNCLIPTeacher`` config.
-        early_layers (int): Main blocks before the auxiliary branch
-            (int(0.75 * 24) = 18 for base).
+        early_layers (int): Main blocks before the auxiliary branch. The
+            reference keeps the output of main block ``int(0.75 * depth)``
+            counted from 0 (``if i == int(0.75 * self.depth)``), i.e. after
+            int(0.75 * depth) + 1 = 19 blocks for base.
+        aux_drop_path_from_backbone (bool): Give aux block j the backbone's
+            stochastic-depth rate of main block ``early_layers - 1 + j`` (the
+            reference's ``dpr_cls``; default). False leaves the head's own
+            (none).
         mask_ratio (float): Random masking ratio when the pipeline gives no
             mask (the reference pipeline gives a block-wise mask of 75).
     """
@@ -118,7 +124,8 @@ class iTPNCLIPPretrainer(iTPNPretrainer):
                  neck: dict,
                  head: dict,
                  target_generator: dict,
-                 early_layers: int = 18,
+                 early_layers: int = 19,
+                 aux_drop_path_from_backbone: bool = True,
                  mask_ratio: float = 0.4,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None,
@@ -133,6 +140,13 @@ class iTPNCLIPPretrainer(iTPNPretrainer):
             raise ValueError(f'early_layers must be in [1, '
                              f'{self.backbone.num_main_blocks}]')
         self.early_layers = early_layers
+        if aux_drop_path_from_backbone:
+            rates = self.backbone.drop_path_rates
+            first = len(rates) - self.backbone.num_main_blocks \
+                + early_layers - 1
+            self.head.set_aux_drop_path([
+                rates[min(first + j, len(rates) - 1)]
+                for j in range(len(self.head.cls_pt_layers))])
 
     def loss(self, inputs, data_samples: Optional[List] = None,
              **kwargs) -> Dict[str, torch.Tensor]:

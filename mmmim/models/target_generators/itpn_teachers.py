@@ -51,8 +51,18 @@ class iTPNCLIPTeacher(BaseModule):
     """Frozen CLIP ViT: patch tokens after ln_post and proj, then a LayerNorm
     without affine (the reference iTPN CLIP target, (B, 196, 512) for B/16).
 
-    The student's image (normalised with ``input_mean/std``) is
-    re-normalised with CLIP's statistics, so one pipeline serves both.
+    The student's image (normalised with ``input_mean/std``, 0-255 units)
+    is mapped back to [0, 1] and re-normalised for CLIP here, so one
+    pipeline serves both.
+
+    Reference quirk (``reference_input_scaling=True``, default): the
+    reference pipeline hands its CLIP wrapper a [0, 1] image (``ToTensor``,
+    itpn_clip/datasets.py:48), but the wrapper's ``ScalingLayerForClip``
+    (itpn_clip/clip/create_clip.py:47) treats its input as if in [-1, 1]:
+    ``u = clamp((x + 1) * 127.5, 0, 255) / 255``, so CLIP sees
+    ``(x + 1) / 2``, an image squeezed into [0.5, 1], before CLIP's
+    ``(u - mean) / std``. False feeds CLIP ``(x - mean) / std`` of the image
+    itself.
 
     Args:
         checkpoint (str, optional): Local path of an OpenAI-layout CLIP
@@ -60,8 +70,11 @@ class iTPNCLIPTeacher(BaseModule):
         arch (dict, optional): Without a checkpoint, build a randomly
             initialised tower (tests): ``input_resolution, patch_size, width,
             layers, heads, output_dim``.
-        input_mean, input_std (Sequence[float]): Normalisation of the input.
+        input_mean, input_std (Sequence[float]): Normalisation of the input
+            (0-255 units; must match the data preprocessor's).
         clip_mean, clip_std (Sequence[float]): CLIP's normalisation.
+        reference_input_scaling (bool): Reproduce the reference's
+            ``(x + 1) / 2`` squeeze (see above).
     """
 
     def __init__(self,
@@ -71,6 +84,7 @@ class iTPNCLIPTeacher(BaseModule):
                  input_std: Sequence[float] = IMAGENET_STD,
                  clip_mean: Sequence[float] = CLIP_MEAN,
                  clip_std: Sequence[float] = CLIP_STD,
+                 reference_input_scaling: bool = True,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         if checkpoint is None and arch is None:
@@ -96,11 +110,13 @@ class iTPNCLIPTeacher(BaseModule):
             self.visual.load_state_dict(state, strict=True)
         self.visual.requires_grad_(False)
         self.visual.eval()
-        scale = torch.tensor(input_std) / torch.tensor(clip_std)
-        shift = (torch.tensor(input_mean) - torch.tensor(clip_mean)) / \
-            torch.tensor(clip_std)
-        self.register_buffer('scale', scale.view(1, 3, 1, 1), persistent=False)
-        self.register_buffer('shift', shift.view(1, 3, 1, 1), persistent=False)
+        self.reference_input_scaling = reference_input_scaling
+        for name, value in (('input_mean', input_mean),
+                            ('input_std', input_std),
+                            ('clip_mean', clip_mean), ('clip_std', clip_std)):
+            self.register_buffer(name,
+                                 torch.tensor(value).view(1, 3, 1, 1) / 255.,
+                                 persistent=False)
 
     def init_weights(self):
         """The teacher is fixed: nothing to initialise."""
@@ -113,8 +129,10 @@ class iTPNCLIPTeacher(BaseModule):
     @torch.no_grad()
     def forward(self, img: torch.Tensor) -> torch.Tensor:
         """(B, L, output_dim) normalised patch-token targets."""
-        x = img * self.scale + self.shift
-        feats, _ = self.visual(x)
+        x = img * self.input_std + self.input_mean  # [0, 1]
+        if self.reference_input_scaling:
+            x = ((x + 1.) * 127.5).clamp(0, 255.) / 255.
+        feats, _ = self.visual((x - self.clip_mean) / self.clip_std)
         feats = feats[:, 1:].float()
         return F.layer_norm(feats, feats.shape[-1:])
 
