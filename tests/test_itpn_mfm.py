@@ -149,3 +149,9 @@ def test_mfm_configs_build_on_meta():
     assert n(model.neck) == 3_648_000
     assert n(model.head) == 7_020_080
     assert model.early_layers == 19  # reference: block int(0.75 * 24) from 0
+    # reference dpr_cls: aux block j gets main block 18 + j's drop-path rate
+    # (linspace(0, 0.1, 30)[6 + 18 + j]); its LayerNorms keep eps 1e-5
+    for j, blk in enumerate(model.head.cls_pt_layers):
+        assert blk.drop_path.drop_prob == pytest.approx(0.1 * (24 + j) / 29)
+        assert blk.norm1.eps == blk.norm2.eps == 1e-5
+    assert model.head.norm.eps == model.head.decoder_embed[0][0].eps == 1e-6
