@@ -23,15 +23,17 @@ TOL = 1e-5
 
 
 def load_fixture(name):
-    return torch.load(osp.join(FIXTURES, f'{name}.pt'), map_location='cpu',
-                      weights_only=True)
+    fx = torch.load(osp.join(FIXTURES, f'{name}.pt'), map_location='cpu',
+                    weights_only=True)
+    fx['inputs'] = as_float32(fx['inputs'])
+    return fx
 
 
 def as_float32(state):
     """Fixture state dicts store trainable tensors as float16 (their values
     are float16-exact; the reference ran in float32 with them)."""
-    return {k: v.float() if v.is_floating_point() else v
-            for k, v in state.items()}
+    return {k: v.float() if torch.is_tensor(v) and v.is_floating_point()
+            else v for k, v in state.items()}
 
 
 def converter(name):
@@ -59,11 +61,12 @@ def assert_close(actual, expected, what, tol=TOL):
                         f'= {err:.2e} > {tol:.0e}')
 
 
-def load_exactly(model, state):
-    """Load and check that every model tensor came from the reference."""
+def load_exactly(model, state, unused=()):
+    """Load and check that every model tensor came from the reference
+    (except ``unused`` ones, which the forward does not read)."""
     result = model.load_state_dict(state, strict=False)
     assert not result.unexpected_keys, result.unexpected_keys
-    assert not result.missing_keys, result.missing_keys
+    assert sorted(result.missing_keys) == sorted(unused), result.missing_keys
     return model.eval()
 
 
@@ -74,6 +77,286 @@ def samples_with_masks(mask, grid):
         s.set_field(m.reshape(grid), 'mask')
         samples.append(s)
     return samples
+
+
+def vit_arch(k):
+    return dict(embed_dims=k['embed_dim'], num_layers=k['depth'],
+                num_heads=k['num_heads'],
+                feedforward_channels=int(k['embed_dim'] * k['mlp_ratio']))
+
+
+# -------------------------------------------------------------------- MAE
+def mae_keymap():
+    from mmmim.converters import MAE_KEYMAP
+    return MAE_KEYMAP
+
+
+def build_mae(fx, config='mae/mae-vit-base_pixel_1600e.py', **head):
+    k = fx['meta']['kwargs']
+    cfg = config_model(config)
+    grid = k['img_size'] // k['patch_size']
+    cfg.backbone.update(arch=vit_arch(k), img_size=k['img_size'],
+                        patch_size=k['patch_size'])
+    cfg.neck.update(num_patches=grid * grid, patch_size=k['patch_size'],
+                    embed_dim=k['embed_dim'],
+                    decoder_embed_dim=k['decoder_embed_dim'],
+                    decoder_depth=k['decoder_depth'],
+                    decoder_num_heads=k['decoder_num_heads'],
+                    mlp_ratio=k['mlp_ratio'])
+    cfg.head.update(patch_size=k['patch_size'], **head)
+    return cfg
+
+
+@pytest.mark.parametrize('norm_pix', [True, False])
+def test_mae_matches_reference(norm_pix):
+    fx = load_fixture('mae')
+    model = MODELS.build(build_mae(fx, norm_pix=norm_pix))
+    load_exactly(model, mae_keymap().convert(as_float32(fx['state_dict'])))
+    img, mask = fx['inputs']['img'], fx['inputs']['mask']
+    ref = fx['outputs']
+    with torch.no_grad():
+        latent, _ = model.backbone(img, mask)
+        assert_close(latent, ref['latent'], 'encoder output (cls + visible)')
+        pred = model.predict_patches(img, mask)
+        assert_close(pred, ref['pred'], 'predictions of all patches')
+        loss = model.loss(img, samples_with_masks(mask, (4, 4)))['loss']
+    expected = ref['loss_norm_pix'] if norm_pix else ref['loss']
+    assert_close(loss, expected, f'loss (norm_pix={norm_pix})')
+
+
+def test_vit_mean_pool_finetune_forward_matches_reference():
+    """MAE's fine-tuning ViT (global pool: mean of the patch tokens,
+    fc_norm, head), initialised from the pre-trained encoder."""
+    fx = load_fixture('mae')
+    k = fx['meta']['finetune_kwargs']
+    cfg = config_model(
+        'benchmarks/classification/mae_vit-base-p16_ft-100e_in1k.py')
+    cfg.backbone.update(arch=vit_arch(k), img_size=k['img_size'],
+                        patch_size=k['patch_size'], drop_path_rate=0.,
+                        init_cfg=None)
+    cfg.head.update(in_channels=k['embed_dim'], num_classes=k['num_classes'])
+    model = MODELS.build(cfg)
+    # the encoder as mmmim's converter gives it (decoder and final norm are
+    # not part of the fine-tuning model), plus the new fc_norm and head
+    state = {n: v for n, v in mae_keymap().convert(
+        as_float32(fx['state_dict'])).items()
+        if n.startswith('backbone.') and not n.startswith('backbone.ln1.')}
+    for name, value in as_float32(fx['finetune_new']).items():
+        part, rest = name.split('.', 1)
+        state[{'fc_norm': 'backbone.ln2.', 'head': 'head.fc.'}[part] +
+              rest] = value
+    load_exactly(model, state)
+    img = fx['inputs']['img']
+    with torch.no_grad():
+        pooled = model.extract_feat(img)
+        assert_close(pooled[-1], fx['outputs']['finetune_pooled'],
+                     'fc_norm(mean of patch tokens)')
+        logits = model.head(pooled)
+    assert_close(logits, fx['outputs']['finetune_logits'], 'logits')
+
+
+# ----------------------------------------------------------------- SimMIM
+def simmim_keymap():
+    from mmmim.converters import SIMMIM_KEYMAP
+    return SIMMIM_KEYMAP
+
+
+def test_simmim_vit_matches_reference():
+    fx = load_fixture('simmim')
+    k = fx['meta']['kwargs']
+    cfg = config_model('simmim/simmim-vit-base_pixel_800e.py')
+    cfg.backbone.update(arch=vit_arch(k), img_size=k['img_size'],
+                        patch_size=k['patch_size'], drop_path_rate=0.)
+    cfg.neck.update(in_channels=k['embed_dim'],
+                    encoder_stride=fx['meta']['encoder_stride'])
+    cfg.head.update(patch_size=k['patch_size'])
+    model = MODELS.build(cfg)
+    load_exactly(model,
+                 simmim_keymap().convert(as_float32(fx['state_dict'])))
+    img, mask = fx['inputs']['img'], fx['inputs']['mask']
+    ref = fx['outputs']
+    with torch.no_grad():
+        tokens = model.backbone(img, mask)[-1]
+        assert_close(tokens[:, 1:].transpose(1, 2),
+                     ref['encoder'].flatten(2), 'encoder patch tokens')
+        pred = model.predict_pixels(img, mask)
+        assert_close(pred, ref['pred'], 'reconstructed image')
+        loss = model.loss(img, samples_with_masks(mask, (4, 4)))['loss']
+    assert_close(loss, ref['loss'], 'loss')
+
+
+def test_simmim_finetune_forward_matches_reference():
+    """SimMIM's fine-tuning ViT: a relative position bias table per block,
+    mean pooling, fc_norm, head."""
+    fx = load_fixture('simmim')
+    k = fx['meta']['finetune_kwargs']
+    cfg = config_model(
+        'benchmarks/classification/simmim_vit-base-p16_ft-100e_in1k.py')
+    cfg.backbone.update(arch=vit_arch(k), img_size=k['img_size'],
+                        patch_size=k['patch_size'], drop_path_rate=0.,
+                        init_cfg=None)
+    cfg.head.update(in_channels=k['embed_dim'], num_classes=k['num_classes'])
+    model = MODELS.build(cfg)
+    encoder, state = {}, {}
+    for name, value in as_float32(fx['finetune_state_dict']).items():
+        if name.startswith('fc_norm.'):
+            state['backbone.ln2.' + name[len('fc_norm.'):]] = value
+        elif name.startswith('head.'):
+            state['head.fc.' + name[len('head.'):]] = value
+        else:  # the pre-training layout names the encoder encoder.*
+            encoder['encoder.' + name] = value
+    state.update(simmim_keymap().convert(encoder))
+    # the backbone keeps the pre-training mask token, unused without a mask
+    load_exactly(model, state, unused=['backbone.mask_token'])
+    img = fx['inputs']['img']
+    with torch.no_grad():
+        pooled = model.extract_feat(img)
+        assert_close(pooled[-1], fx['outputs']['finetune_pooled'],
+                     'fc_norm(mean of patch tokens)')
+        logits = model.head(pooled)
+    assert_close(logits, fx['outputs']['finetune_logits'], 'logits')
+
+
+# -------------------------------------------------------------------- HPM
+def build_hpm(fx, loss='HPMRelativeLoss'):
+    k = fx['meta']['kwargs']
+    cfg = build_mae(fx, config='hpm/hpm-vit-base_pixel_800e.py')
+    cfg.loss_predictor.update(
+        embed_dims=k['decoder_embed_dim'], depth=k['decoder_depth'],
+        num_heads=k['decoder_num_heads'], mlp_ratio=k['mlp_ratio'],
+        out_channels=k['patch_size']**2 * 3, loss=dict(type=loss))
+    cfg.target_generator.update(mask_ratio=fx['meta']['mask_ratio'])
+    model = MODELS.build(cfg)
+    conv = converter('hpm_to_mmmim')
+    ckpt = conv.convert_hpm(
+        dict(state_dict=as_float32(fx['state_dict']),
+             ema_state_dict=as_float32(fx['ema_state_dict'])), model)
+    return load_exactly(model, ckpt['state_dict'])
+
+
+def split_visible_masked(x, mask):
+    """(B, L, ...) raster order -> (B, L, ...) [visible..., masked...], as
+    the reference's HPM decoder orders its tokens."""
+    B = x.shape[0]
+    return torch.cat([x[~mask].reshape(B, -1, *x.shape[2:]),
+                      x[mask].reshape(B, -1, *x.shape[2:])], dim=1)
+
+
+def test_hpm_teacher_and_easy_to_hard_mask_match_reference():
+    fx = load_fixture('hpm')
+    model = build_hpm(fx)
+    meta, ref = fx['meta'], fx['outputs']
+    img = fx['inputs']['img']
+    with torch.no_grad():
+        scores, feats = model.target_generator(img)
+    assert_close(scores, ref['teacher_scores'], "teacher's loss map")
+    assert_close(feats, ref['teacher_features'][:, 1:],
+                 'teacher patch features')
+    assert model.target_generator.num_hard(
+        16, meta['epoch'], meta['total_epoch']) == meta['num_hard'] == 3
+    mask = model.target_generator.generate_mask(
+        ref['teacher_scores'], meta['epoch'], meta['total_epoch'],
+        noise=fx['inputs']['noise'])
+    assert torch.equal(mask, ref['mask'])
+
+
+@pytest.mark.parametrize('loss,key', [('HPMRelativeLoss', 'relative'),
+                                      ('HPMStandardizedMSELoss', 'mse')])
+def test_hpm_student_and_losses_match_reference(loss, key):
+    fx = load_fixture('hpm')
+    model = build_hpm(fx, loss)
+    ref = fx['outputs']
+    img, mask = fx['inputs']['img'], ref['mask']
+    with torch.no_grad():
+        latent, _ = model.backbone(img, mask)
+        assert_close(latent, ref['latent'], 'encoder output')
+        pred, pred_losses = model.predict(img, mask)
+        assert_close(split_visible_masked(pred, mask), ref['pix_pred'],
+                     'reconstruction')
+        assert_close(split_visible_masked(pred_losses, mask),
+                     ref['loss_pred'], 'predicted losses')
+        losses = model.loss(img, samples_with_masks(mask, (4, 4)))
+    assert_close(losses['loss_rec'], ref['loss'], 'reconstruction loss')
+    assert_close(losses['loss_pred'], ref[f'loss_pred_{key}'],
+                 f'loss-prediction loss ({key})')
+
+
+# -------------------------------------------------------------------- SIM
+def build_sim(fx):
+    k, args = fx['meta']['kwargs'], fx['meta']['args']
+    grid = k['img_size'] // k['patch_size']
+    cfg = config_model('sim/sim-vit-base_1600e.py')
+    cfg.backbone.update(arch=vit_arch(k), img_size=k['img_size'],
+                        patch_size=k['patch_size'])
+    cfg.head.update(in_channels=k['embed_dim'],
+                    embed_dims=args['decoder_embed_dim'], grid_size=grid,
+                    num_heads=k['decoder_num_heads'],
+                    mlp_ratio=k['mlp_ratio'],
+                    projector_depth=args['projector_depth'],
+                    predictor_depth=args['predictor_depth'])
+    model = MODELS.build(cfg)
+    conv = converter('sim_to_mmmim')
+    load_exactly(model, conv.convert_sim(as_float32(fx['state_dict']),
+                                         model))
+    return model.train()  # token BatchNorm with batch statistics
+
+
+def sim_samples(fx):
+    inputs = fx['inputs']
+    samples = []
+    for i in range(inputs['mask'].shape[0]):
+        s = DataSample()
+        s.set_field(inputs['mask'][i].reshape(4, 4), 'mask')
+        s.set_field(inputs['crop_boxes'][i], 'crop_boxes')
+        s.set_field(inputs['flips'][i], 'flips')
+        s.set_field(fx['meta']['img_width'], 'img_width', field_type='metainfo')
+        samples.append(s)
+    return samples
+
+
+def test_sim_relative_geometry_matches_reference():
+    fx = load_fixture('sim')
+    model = build_sim(fx)
+    geometry = model.get_geometry(sim_samples(fx), torch.device('cpu'))
+    for ours, ref, name in zip(geometry, fx['inputs']['rel_pos_21'],
+                               geometry._fields):
+        if name == 'relative_flip':
+            assert torch.equal(ours, ref)
+        else:
+            assert_close(ours, ref, name)
+
+
+def test_sim_without_momentum_update_matches_reference():
+    fx = load_fixture('sim')
+    model = build_sim(fx)
+    x1, x2 = fx['inputs']['x1'], fx['inputs']['x2']
+    mask, ref = fx['inputs']['mask'], fx['outputs']
+    with torch.no_grad():
+        geometry = model.get_geometry(sim_samples(fx), x1.device)
+        pred = model.predict_view2(x1, mask, geometry)
+        assert_close(pred, ref['pred_no_update'], 'predictions of view 2')
+        target = model.target_view2(x2)
+        assert_close(target, ref['target_no_update'], 'momentum target')
+        loss = model.head.loss(pred, target)
+    assert_close(loss, ref['loss_no_update'], 'UniGrad loss')
+
+
+def test_sim_with_momentum_update_matches_reference():
+    """``SIMPretrainer.loss``: the momentum update comes before the target
+    pass, as in the reference's ``forward_sim(update_mm=True)``."""
+    fx = load_fixture('sim')
+    model = build_sim(fx)
+    model.momentum = fx['meta']['momentum']
+    ref = fx['outputs']
+    inputs = [fx['inputs']['x1'], fx['inputs']['x2']]
+    with torch.no_grad():
+        loss = model.loss(inputs, sim_samples(fx))['loss']
+    assert_close(loss, ref['loss_update'], 'UniGrad loss after the update')
+    conv = converter('sim_to_mmmim')
+    ours = model.state_dict()
+    for name, value in ref['momentum_state'].items():
+        assert_close(ours[conv.SIM_KEYMAP.map_key(name)], value,
+                     f'{name} after the update')
 
 
 # ------------------------------------------------------------------- iTPN

@@ -6,7 +6,7 @@ code's old dependencies, never mmmim's venv::
     REFENV=/work/refenv
     $REFENV/venv/bin/python tools/parity/make_fixtures.py \\
         --refs /work/refs --timm-0.3.2 $REFENV/timm032 \\
-        --timm-0.6.12 $REFENV/timm0612 [--cases itpn_pixel,mae_normpix ...]
+        --timm-0.6 $REFENV/timm0613 [--cases itpn_pixel,mae ...]
 
 ``--refs`` holds git clones of facebookresearch/mae (``mae``),
 microsoft/SimMIM (``SimMIM``), Haochen-Wang409/HPM (``HPM``),
@@ -24,11 +24,13 @@ converts the state dicts with mmmim's converters and compares.
 (random init; about 450 MB) for ``tools/parity/check_itpn_base.py``.
 
 Each case runs in a child process whose ``sys.path`` holds the reference
-repository and the timm version it was written for (0.3.2, 0.6.12 for SIM);
+repository and the timm version it was written for (0.3.2; 0.6.12 for SIM,
+which does not import on Python 3.11, so 0.6.13);
 ``torch._six`` (removed from torch) is replaced by a stand-in module.
 """
 import argparse
 import collections.abc
+import contextlib
 import importlib
 import math
 import os
@@ -65,27 +67,76 @@ def install_torch_six():
     sys.modules['torch._six'] = six
 
 
-def perturb(model, seed, std=0.02):
-    """Add N(0, std) to every trainable parameter (fixed buffers such as the
-    sin-cos decoder tables stay as built), then round it to a float16 value:
-    the model runs in float32 with exactly the values the fixture stores in
-    half the bytes (:func:`state_of`)."""
+def perturb(model, seed, std=0.02, skip=('pos_embed', )):
+    """Add N(0, std) to every parameter except fixed sin-cos tables (names
+    ending in ``skip`` that do not require grad), then round it to a float16
+    value: the model runs in float32 with exactly the values the fixture
+    stores in half the bytes (:func:`state_of`). Momentum / EMA copies are
+    perturbed too, so that they differ from the online weights."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for p in model.parameters():
-            if p.requires_grad:
-                p.add_(torch.randn(p.shape, generator=g) * std)
-                p.copy_(p.half().float())
+        for name, p in model.named_parameters():
+            if not p.requires_grad and name.endswith(skip):
+                continue
+            p.add_(torch.randn(p.shape, generator=g) * std)
+            p.copy_(p.half().float())
     return model
 
 
+def compact(obj):
+    """float32 tensors whose values are float16-exact (perturbed parameters,
+    rounded inputs) stored as float16; everything else as it is."""
+    if isinstance(obj, dict):
+        return {k: compact(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [compact(v) for v in obj]
+    if torch.is_tensor(obj):
+        obj = obj.detach().clone()
+        if obj.dtype == torch.float32 and torch.equal(obj.half().float(),
+                                                      obj):
+            return obj.half()
+    return obj
+
+
 def state_of(model):
-    """State dict with the trainable (float16-exact) tensors stored as
-    float16; everything else as it is."""
-    trainable = {k for k, p in model.named_parameters() if p.requires_grad}
-    return {k: v.detach().clone().half() if k in trainable
-            else v.detach().clone()
-            for k, v in model.state_dict().items()}
+    return compact(model.state_dict())
+
+
+def randn(*shape, seed):
+    """Standard normal inputs rounded to float16 values (stored in half the
+    bytes, used in float32)."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, generator=g).half().float()
+
+
+@contextlib.contextmanager
+def given_rand(noise):
+    """Make ``torch.rand`` return ``noise`` when asked for its shape, so that
+    a reference's own random masking (``argsort(torch.rand(N, L))``) runs
+    unmodified with a chosen mask."""
+    real = torch.rand
+
+    def rand(*size, **kwargs):
+        shape = size[0] if len(size) == 1 and not isinstance(size[0], int) \
+            else size
+        if tuple(shape) == tuple(noise.shape):
+            return noise.clone()
+        return real(*size, **kwargs)
+
+    torch.rand = rand
+    try:
+        yield
+    finally:
+        torch.rand = real
+
+
+def masking_noise(mask):
+    """Noise whose argsort lists the visible patches, then the masked ones,
+    each in raster order (the order mmmim uses, so that intermediate tensors
+    line up token by token)."""
+    L = mask.shape[1]
+    return (torch.arange(L, dtype=torch.float)[None] + L * mask.float()) / \
+        (2 * L)
 
 
 def mask_with_counts(num_images, num_patches, num_masked, seed):
@@ -98,12 +149,8 @@ def mask_with_counts(num_images, num_patches, num_masked, seed):
 
 
 def visible_first_ids(mask):
-    """MAE-style ``ids_shuffle`` / ``ids_restore`` for a given mask:
-    visible patches first, then masked, each in raster order (the order
-    mmmim uses, so intermediate tensors line up token by token)."""
-    L = mask.shape[1]
-    noise = torch.arange(L, dtype=torch.float)[None] + L * mask.float()
-    ids_shuffle = torch.argsort(noise, dim=1)
+    """MAE-style ``ids_shuffle`` / ``ids_restore`` of :func:`masking_noise`."""
+    ids_shuffle = torch.argsort(masking_noise(mask), dim=1)
     return ids_shuffle, torch.argsort(ids_shuffle, dim=1)
 
 
@@ -137,6 +184,278 @@ def detach(obj):
     return obj
 
 
+def layer_norm_1e6():
+    from functools import partial
+    return partial(torch.nn.LayerNorm, eps=1e-6)
+
+
+VIT_TINY = dict(img_size=32, patch_size=8, embed_dim=64, depth=2,
+                num_heads=2, mlp_ratio=2.)
+MAE_DECODER_TINY = dict(decoder_embed_dim=32, decoder_depth=1,
+                        decoder_num_heads=2)
+
+
+# -------------------------------------------------------------------- MAE
+@case('mae', '')
+def mae():
+    """MAE pre-training (norm_pix on and off: the same forward, both
+    losses) and the fine-tuning forward of ``models_vit`` with global pool
+    (mean of the patch tokens, ``fc_norm``, head), initialised from the
+    pre-trained encoder as ``main_finetune.py`` does."""
+    import models_vit
+    from models_mae import MaskedAutoencoderViT
+    kwargs = dict(**VIT_TINY, **MAE_DECODER_TINY)
+    torch.manual_seed(0)
+    model = MaskedAutoencoderViT(norm_layer=layer_norm_1e6(),
+                                 norm_pix_loss=True, **kwargs)
+    perturb(model, 1).eval()
+    g = torch.Generator().manual_seed(2)
+    img = randn(2, 3, 32, 32, seed=2)
+    mask = mask_with_counts(2, 16, [12, 12], 3)
+    with torch.no_grad(), given_rand(masking_noise(mask)):
+        latent, ref_mask, ids_restore = model.forward_encoder(img, 0.75)
+    assert torch.equal(ref_mask.bool(), mask)
+    with torch.no_grad():
+        pred = model.forward_decoder(latent, ids_restore)
+        loss_norm_pix = model.forward_loss(img, pred, ref_mask)
+        model.norm_pix_loss = False
+        loss_raw = model.forward_loss(img, pred, ref_mask)
+
+    ft_kwargs = dict(img_size=32, patch_size=8, embed_dim=64, depth=2,
+                     num_heads=2, mlp_ratio=2, qkv_bias=True, num_classes=10)
+    torch.manual_seed(4)
+    ft = models_vit.VisionTransformer(global_pool=True,
+                                      norm_layer=layer_norm_1e6(),
+                                      **ft_kwargs)
+    pretrained = {k: v for k, v in model.state_dict().items()
+                  if not k.startswith(('decoder', 'mask_token', 'norm.'))}
+    result = ft.load_state_dict(pretrained, strict=False)
+    new_keys = sorted(result.missing_keys)
+    assert new_keys == ['fc_norm.bias', 'fc_norm.weight', 'head.bias',
+                        'head.weight'], new_keys
+    with torch.no_grad():
+        for name, p in ft.named_parameters():
+            if name in new_keys:
+                p.add_(torch.randn(p.shape, generator=g) * 0.02)
+                p.copy_(p.half().float())
+    ft.eval()
+    with torch.no_grad():
+        pooled = ft.forward_features(img)
+        logits = ft.head(pooled)
+    ft_state = state_of(ft)
+    return dict(
+        meta=dict(builder='models_mae.py:MaskedAutoencoderViT', kwargs=kwargs,
+                  norm_eps=1e-6,
+                  finetune_builder='models_vit.py:VisionTransformer'
+                  '(global_pool=True)', finetune_kwargs=ft_kwargs),
+        state_dict=state_of(model),
+        # the fine-tuning model is the pre-trained encoder plus these
+        finetune_new=({k: ft_state[k] for k in new_keys}),
+        inputs=compact(dict(img=img, mask=mask)),
+        outputs=detach(dict(latent=latent, pred=pred,
+                            loss_norm_pix=loss_norm_pix, loss=loss_raw,
+                            finetune_pooled=pooled,
+                            finetune_logits=logits)))
+
+
+# ----------------------------------------------------------------- SimMIM
+@case('SimMIM', '')
+def simmim():
+    """SimMIM ViT pre-training (``build_simmim``'s ViT: shared relative
+    position bias, layer scale 0.1, no absolute table; encoder stride = patch
+    size) and the fine-tuning ViT (``build_vit``: a relative position bias
+    table per block, mean pooling + fc_norm, head)."""
+    from models.simmim import SimMIM, VisionTransformerForSimMIM
+    from models.vision_transformer import VisionTransformer
+    kwargs = dict(img_size=32, patch_size=8, in_chans=3, num_classes=0,
+                  embed_dim=64, depth=2, num_heads=2, mlp_ratio=2,
+                  qkv_bias=True, drop_rate=0., drop_path_rate=0.,
+                  init_values=0.1, use_abs_pos_emb=False,
+                  use_rel_pos_bias=False, use_shared_rel_pos_bias=True,
+                  use_mean_pooling=False)
+    torch.manual_seed(0)
+    encoder = VisionTransformerForSimMIM(norm_layer=layer_norm_1e6(),
+                                         **kwargs)
+    model = perturb(SimMIM(encoder=encoder, encoder_stride=8), 1).eval()
+    img = randn(2, 3, 32, 32, seed=2)
+    mask = mask_with_counts(2, 16, [10, 7], 3)
+    rec = Recorder(encoder=model.encoder, decoder=model.decoder)
+    with torch.no_grad():
+        loss = model(img, mask.view(2, 4, 4).int())
+    rec.remove()
+
+    ft_kwargs = dict(kwargs, num_classes=10, use_rel_pos_bias=True,
+                     use_shared_rel_pos_bias=False, use_mean_pooling=True)
+    torch.manual_seed(4)
+    ft = perturb(VisionTransformer(norm_layer=layer_norm_1e6(),
+                                   **ft_kwargs), 5).eval()
+    with torch.no_grad():
+        pooled = ft.forward_features(img)
+        logits = ft.head(pooled)
+    return dict(
+        meta=dict(builder='models/simmim.py:SimMIM('
+                  'VisionTransformerForSimMIM)', kwargs=kwargs,
+                  encoder_stride=8, norm_eps=1e-6,
+                  finetune_builder='models/vision_transformer.py:'
+                  'VisionTransformer', finetune_kwargs=ft_kwargs),
+        state_dict=state_of(model),
+        finetune_state_dict=state_of(ft),
+        inputs=compact(dict(img=img, mask=mask)),
+        outputs=detach(dict(encoder=rec.out['encoder'],
+                            pred=rec.out['decoder'], loss=loss,
+                            finetune_pooled=pooled,
+                            finetune_logits=logits)))
+
+
+# -------------------------------------------------------------------- HPM
+@case('HPM', '')
+def hpm():
+    """HPM: the EMA teacher's loss map on the fully visible image, the
+    easy-to-hard mask ``generate_mask`` makes of it (epoch 119 of 200: 3 of
+    the 12 masked patches are the hardest, the rest random), the student
+    under that mask, its reconstruction loss and both loss-predictor losses
+    (relative and MSE), as ``engine_pretrain.py`` computes them."""
+    import numpy as np
+    from models_mae_learn_loss import MaskedAutoencoderViT
+    kwargs = dict(**VIT_TINY, **MAE_DECODER_TINY, norm_pix_loss=False)
+    torch.manual_seed(0)
+    student = perturb(MaskedAutoencoderViT(norm_layer=layer_norm_1e6(),
+                                           **kwargs), 1).eval()
+    teacher = MaskedAutoencoderViT(norm_layer=layer_norm_1e6(), **kwargs)
+    teacher.load_state_dict(student.state_dict())
+    perturb(teacher, 2, std=0.01).eval()  # an EMA that has drifted
+    img = randn(2, 3, 32, 32, seed=3)
+    N, L, mask_ratio, epoch, total_epoch = 2, 16, 0.75, 119, 200
+    with torch.no_grad():
+        visible = torch.zeros(N, L, dtype=torch.bool)
+        outs_ema = teacher(img, mask=visible)
+        scores = outs_ema['loss_pred']
+        np.random.seed(4)
+        mask = teacher.generate_mask(scores, mask_ratio=mask_ratio,
+                                     guide=True, epoch=epoch,
+                                     total_epoch=total_epoch).bool()
+    # the shuffles generate_mask drew, as a priority per patch: the
+    # non-hard patches in shuffled order get increasing priorities, so that
+    # "mask the hardest K, then the highest priorities" is the same mask
+    len_keep = int(L * (1 - mask_ratio))
+    num_hard = int((L - len_keep) * float((epoch + 1) / total_epoch) * 0.5)
+    np.random.seed(4)
+    noise = torch.zeros(N, L)
+    hard = torch.argsort(scores, dim=1)[:, L - num_hard:]
+    for i in range(N):
+        rest = np.delete(np.arange(L), hard[i].numpy())
+        perm = np.random.permutation(len(rest))
+        noise[i, torch.from_numpy(rest[perm])] = \
+            (torch.arange(len(rest), dtype=torch.float) + 0.5) / len(rest)
+    check = noise.clone()
+    check.scatter_(1, hard, 2.)
+    again = torch.zeros(N, L, dtype=torch.bool).scatter_(
+        1, check.topk(L - len_keep, dim=1).indices, True)
+    assert torch.equal(again, mask), 'priority does not reproduce the mask'
+
+    with torch.no_grad():
+        outs = student(img, mask=mask)
+        m = outs['mask_num']
+        loss_outs = student.forward_loss(img, outs['pix_pred'][:, -m:], mask)
+        loss_relative = student.forward_learning_loss(
+            outs['loss_pred'][:, -m:], mask, loss_outs['matrix'],
+            relative=True)
+        loss_mse = student.forward_learning_loss(
+            outs['loss_pred'][:, -m:], mask, loss_outs['matrix'],
+            relative=False)
+    return dict(
+        meta=dict(builder='models_mae_learn_loss.py:MaskedAutoencoderViT',
+                  kwargs=kwargs, norm_eps=1e-6, mask_ratio=mask_ratio,
+                  epoch=epoch, total_epoch=total_epoch, num_hard=num_hard),
+        state_dict=state_of(student),
+        ema_state_dict=state_of(teacher),
+        inputs=compact(dict(img=img, noise=noise)),
+        outputs=detach(dict(
+            teacher_scores=scores, teacher_features=outs_ema['features'],
+            mask=mask, latent=outs['features'],
+            # [visible..., masked...] per image, each in raster order
+            pix_pred=outs['pix_pred'], loss_pred=outs['loss_pred'],
+            loss_matrix=loss_outs['matrix'], loss=loss_outs['mean'],
+            loss_pred_relative=loss_relative, loss_pred_mse=loss_mse)))
+
+
+# -------------------------------------------------------------------- SIM
+@case('Siamese-Image-Modeling', '', timm='0.6')
+def sim():
+    """SIM (``loss_type='sim'``, block-wise mask, BatchNorm projector and
+    predictor, train mode as in training): two views with crop boxes and
+    flips (one relative flip), the relative geometry as
+    ``DataAugmentationForSIM`` computes it, the UniGrad loss with and
+    without the momentum update before the target pass, and the momentum
+    weights after it."""
+    import argparse as _argparse
+    import copy
+    from functools import partial
+    import torch.distributed as dist
+    from models_sim import SiameseIMViT
+    from util.misc import LayerNorm
+    if not dist.is_initialized():
+        dist.init_process_group('gloo', init_method='tcp://127.0.0.1:29533',
+                                rank=0, world_size=1)
+    args = _argparse.Namespace(
+        decoder_embed_dim=32, use_abs_pos_emb=True, drop_path_rate=0.,
+        init_values=None, loss_type='sim', projector_depth=1,
+        predictor_depth=1, use_proj_ln=False, use_pred_ln=False,
+        online_ln=False, train_patch_embed=False, with_blockwise_mask=True,
+        neg_weight=0.02)
+    kwargs = dict(img_size=32, patch_size=8, embed_dim=64, depth=2,
+                  num_heads=2, decoder_depth=1, decoder_num_heads=2,
+                  mlp_ratio=2)
+    torch.manual_seed(0)
+    model = SiameseIMViT(norm_layer=partial(LayerNorm, eps=1e-6), args=args,
+                         **kwargs)
+    perturb(model, 1).train()
+    x1 = randn(2, 3, 32, 32, seed=2)
+    x2 = randn(2, 3, 32, 32, seed=12)
+    mask = mask_with_counts(2, 16, [9, 9], 3)
+    # crop boxes (i, j, h, w) in the (flipped) source image of width W
+    W = 100.
+    boxes = torch.tensor([[[10., 20., 60., 50.], [25., 5., 70., 80.]],
+                          [[0., 30., 90., 64.], [12., 14., 48., 40.]]])
+    flips = torch.tensor([[False, True], [True, True]])
+    (i1, j1, h1, w1), (i2, j2, h2, w2) = boxes[:, 0].T, boxes[:, 1].T
+    relative_flip = flips[:, 0] ^ flips[:, 1]
+    # main_pretrain.py DataAugmentationForSIM.__call__
+    rel_pos_21 = ((i2 - i1) / h1, (j2 - j1) / w1, h2 / h1, w2 / w1,
+                  relative_flip, (W - j1 - j2) / w1)
+    mm = 0.99
+    before = state_of(model)
+    outputs = {}
+    for update in (False, True):
+        m = copy.deepcopy(model)
+        rec = Recorder(pred=m.decoder_pred,
+                       target=m.mm_projector_decoder_blocks[-1])
+        with torch.no_grad():
+            loss, _ = m(x1, x2, rel_pos_21, mm, update, mask=mask)
+        rec.remove()
+        tag = 'update' if update else 'no_update'
+        outputs[f'loss_{tag}'] = loss
+        outputs[f'pred_{tag}'] = rec.out['pred'][:, -16:]
+        # the momentum projector's output before the target LayerNorm
+        outputs[f'target_{tag}'] = rec.out['target'][:, 1:]
+        if update:
+            # a few momentum tensors after the update (the rule is the
+            # same for all)
+            outputs['momentum_state'] = {
+                k: v for k, v in m.state_dict().items() if k in (
+                    'mm_cls_token', 'mm_blocks.1.attn.qkv.weight',
+                    'mm_projector_decoder_blocks.0.mlp.fc2.weight',
+                    'mm_patch_embed.proj.bias', 'mm_mask_token')}
+    dist.destroy_process_group()
+    return dict(
+        meta=dict(builder='models_sim.py:SiameseIMViT', kwargs=kwargs,
+                  args=vars(args), norm_eps=1e-6, momentum=mm, img_width=W),
+        state_dict=before,
+        inputs=compact(dict(x1=x1, x2=x2, mask=mask, crop_boxes=boxes,
+                            flips=flips, rel_pos_21=list(rel_pos_21))),
+        outputs=detach(outputs))
+
+
 # ------------------------------------------------------------------- iTPN
 ITPN_TINY = dict(img_size=32, patch_size=8, embed_dim=64, mlp_depth=1,
                  depth=2, num_heads=2, fpn_dim=32, fpn_depth=1,
@@ -158,9 +477,8 @@ def itpn_pixel_run(kwargs, num_masked, seed=0):
     perturb(model, seed + 1)
     model.eval()
     n = kwargs['img_size'] // kwargs['patch_size']
-    g = torch.Generator().manual_seed(seed + 2)
-    img = torch.randn(len(num_masked), 3, kwargs['img_size'],
-                      kwargs['img_size'], generator=g)
+    img = randn(len(num_masked), 3, kwargs['img_size'], kwargs['img_size'],
+                seed=seed + 2)
     mask = mask_with_counts(len(num_masked), n * n, num_masked, seed + 3)
     ids_shuffle, ids_restore = visible_first_ids(mask)
     ids_keep = ids_shuffle[:, :n * n - num_masked[0]]
@@ -180,7 +498,7 @@ def itpn_pixel_run(kwargs, num_masked, seed=0):
                   'iTPNMaskedAutoencoder', kwargs=kwargs, norm_eps=1e-6,
                   rpe=False),
         state_dict=state_of(model),
-        inputs=dict(img=img, mask=mask),
+        inputs=compact(dict(img=img, mask=mask)),
         outputs=detach(dict(main=rec.out['main'], pyramid=latent,
                             pred=pred, target=target, loss=loss)))
 
@@ -210,7 +528,7 @@ def itpn_hivit_finetune():
                  norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), **kwargs)
     perturb(model, 1)
     model.eval()
-    img = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    img = randn(2, 3, 32, 32, seed=2)
     with torch.no_grad():
         feats = model.forward_features(img)
         pooled = model.fc_norm(feats.mean(dim=1))
@@ -219,7 +537,7 @@ def itpn_hivit_finetune():
         meta=dict(builder='itpn_pixel/models/models_itpn.py:iTPN',
                   kwargs=kwargs, norm_eps=1e-6, rpe=True),
         state_dict=state_of(model),
-        inputs=dict(img=img),
+        inputs=compact(dict(img=img)),
         outputs=detach(dict(main=feats, pooled=pooled, logits=logits)))
 
 
@@ -262,7 +580,8 @@ def itpn_clip():
     teacher.eval()
 
     g = torch.Generator().manual_seed(2)
-    img01 = torch.rand(2, 3, 32, 32, generator=g)
+    # 0-255 pixel values, as an image file gives them
+    img01 = torch.randint(0, 256, (2, 3, 32, 32), generator=g) / 255.
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     # what mmmim's data preprocessor makes of the same 0-255 image
@@ -286,7 +605,7 @@ def itpn_clip():
                   input_std=(0.229, 0.224, 0.225)),
         state_dict=state_of(model),
         teacher_state_dict=state_of(clip_model.visual),
-        inputs=dict(img=img, img01=img01, mask=mask),
+        inputs=compact(dict(img=img, img01=img01, mask=mask)),
         outputs=detach(dict(main=rec.out['main'], pyramid=outs, aux=aux,
                             main_pred=main_pred, aux_pred=aux_pred,
                             target=target, loss=loss)))
@@ -306,8 +625,10 @@ def run_child(name, args):
     repo, subdir, timm, fn = CASES[name]
     repo_path = osp.join(args.refs, repo)
     install_torch_six()
-    sys.path[:0] = [getattr(args, 'timm_' + timm.replace('.', '_')),
-                    osp.join(repo_path, subdir)]
+    timm_path = getattr(args, 'timm_' + timm.replace('.', '_'))
+    if not timm_path:
+        sys.exit(f'{name} needs --timm-{timm}')
+    sys.path[:0] = [timm_path, osp.join(repo_path, subdir)]
     os.chdir(osp.join(repo_path, subdir))
     torch.set_num_threads(1)
     result = fn()
@@ -329,8 +650,9 @@ def parse_args(argv=None):
                         help='folder with the reference clones')
     parser.add_argument('--timm-0.3.2', dest='timm_0_3_2', required=True,
                         help='a `pip install --target` folder of timm 0.3.2')
-    parser.add_argument('--timm-0.6.12', dest='timm_0_6_12',
-                        help='the same for timm 0.6.12 (SIM)')
+    parser.add_argument('--timm-0.6', dest='timm_0_6',
+                        help='the same for timm 0.6 (SIM; 0.6.13: 0.6.12 '
+                        'does not import on Python 3.11)')
     parser.add_argument('--cases', help='comma-separated subset of: ' +
                         ', '.join(n for n in CASES if not n.endswith('_base')))
     parser.add_argument('--check-base', choices=['itpn_pixel'],
@@ -358,8 +680,8 @@ def main(argv=None):
         cmd = [sys.executable, osp.abspath(__file__), '--child', name,
                '--refs', args.refs, '--timm-0.3.2', args.timm_0_3_2,
                '--out', args.out]
-        if args.timm_0_6_12:
-            cmd += ['--timm-0.6.12', args.timm_0_6_12]
+        if args.timm_0_6:
+            cmd += ['--timm-0.6', args.timm_0_6]
         subprocess.run(cmd, check=True)
 
 

@@ -28,8 +28,8 @@ def num_hard_patches(num_masked: int, position: float, total: float,
 def hard_patch_mask(scores: torch.Tensor,
                     num_masked: int,
                     num_hard: int,
-                    generator: Optional[torch.Generator] = None
-                    ) -> torch.Tensor:
+                    generator: Optional[torch.Generator] = None,
+                    noise: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Mask the ``num_hard`` highest-scored patches plus random others.
 
     Vectorised over the batch: the hard patches get a priority above every
@@ -42,12 +42,18 @@ def hard_patch_mask(scores: torch.Tensor,
         num_masked (int): M, masked patches per image.
         num_hard (int): K, hard patches per image (0 = plain random masking).
         generator (torch.Generator, optional): For the random part.
+        noise (Tensor, optional): (B, L) priorities in [0, 1) to use instead
+            of a uniform draw (the random part masks the highest ones).
 
     Returns:
         Tensor: (B, L) bool, 1 = masked.
     """
     B, L = scores.shape
-    priority = torch.rand(B, L, device=scores.device, generator=generator)
+    if noise is None:
+        priority = torch.rand(B, L, device=scores.device,
+                              generator=generator)
+    else:
+        priority = noise.to(scores.device, torch.float32).clone()
     if num_hard > 0:
         hard = scores.topk(num_hard, dim=1).indices
         priority.scatter_(1, hard, 2.0)
@@ -224,16 +230,18 @@ class HPMTarget(BaseModule):
                       scores: torch.Tensor,
                       position: Optional[float] = None,
                       total: Optional[float] = None,
-                      generator: Optional[torch.Generator] = None
-                      ) -> torch.Tensor:
+                      generator: Optional[torch.Generator] = None,
+                      noise: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Easy-to-hard mask from the teacher's predicted losses: (B, L) bool.
 
         M = L - int(L (1 - r)) masked per image, of which the K
-        highest-predicted are always masked and the rest are random.
+        highest-predicted are always masked and the rest are random (the
+        highest of ``noise`` when given, see :func:`hard_patch_mask`).
         """
         L = scores.shape[1]
         return hard_patch_mask(scores, self.num_masked(L),
-                               self.num_hard(L, position, total), generator)
+                               self.num_hard(L, position, total), generator,
+                               noise)
 
 
 @MODELS.register_module()
