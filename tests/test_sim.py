@@ -295,3 +295,33 @@ def test_global_unigrad_through_the_head():
     expected = (((p - t)**2).sum(-1).mean() +
                 0.02 * ((p @ corr) * p).sum(-1).mean()) / 32
     torch.testing.assert_close(loss.double(), expected, rtol=1e-5, atol=0)
+
+
+@pytest.mark.parametrize('once_per_window', [True, False])
+def test_momentum_update_once_per_accumulation_window(once_per_window):
+    """With accumulative_counts=3 the reference updates the momentum branch
+    on micro-steps 0 and 3 of 6 (``data_iter_step % accum_iter == 0``);
+    ``momentum_once_per_window=False`` updates it on all six."""
+    from mmengine.optim import OptimWrapper
+    model = MODELS.build(dict(TINY, momentum_once_per_window=once_per_window))
+    model.init_weights()
+    model.momentum = 0.5
+    with torch.no_grad():  # the online cls token moves away from the copy
+        model.backbone.cls_token.add_(1.)
+    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.),
+                           accumulative_counts=3)
+    wrapper.initialize_count_status(model, 0, 6)
+    online = model.backbone.cls_token.detach().clone()
+    updated = []
+    for _ in range(6):
+        before = model.momentum_branch.cls_token.detach().clone()
+        model.train_step(dict(inputs=_inputs(3), data_samples=_samples(3)),
+                         wrapper)
+        after = model.momentum_branch.cls_token.detach()
+        changed = not torch.equal(before, after)
+        if changed:  # one EMA step with m = 0.5, nothing else
+            torch.testing.assert_close(after, 0.5 * before + 0.5 * online)
+        updated.append(changed)
+    expected = [True, False, False, True, False, False] if once_per_window \
+        else [True] * 6
+    assert updated == expected

@@ -69,10 +69,17 @@ class SIMPretrainer(MIMSelfSupervisor):
     iteration by ``SIMMomentumHook`` from the runner's progress (cosine from
     ``base_momentum`` to 1); without the hook it stays at ``base_momentum``.
 
+    With gradient accumulation (``optim_wrapper.accumulative_counts = k``)
+    the momentum branch is updated on the first micro-step of each window of
+    ``k`` iterations only, as the reference does (``update_mm =
+    data_iter_step % accum_iter == 0``), so that it moves once per optimiser
+    step; ``momentum_once_per_window=False`` updates it on every forward.
+
     Args:
         backbone (dict): ``MaskedViT`` config.
         head (dict): ``SiameseDenseHead`` config.
         base_momentum (float): ``m0``. Defaults to 0.995.
+        momentum_once_per_window (bool): See above. Defaults to True.
         mask_ratio (float): Ratio of the random fallback mask used when the
             pipeline gives none. Defaults to 118 / 196.
     """
@@ -82,6 +89,7 @@ class SIMPretrainer(MIMSelfSupervisor):
                  head: dict,
                  neck=None,
                  base_momentum: float = 0.995,
+                 momentum_once_per_window: bool = True,
                  mask_ratio: float = 118 / 196,
                  **kwargs) -> None:
         if neck is not None:
@@ -96,6 +104,9 @@ class SIMPretrainer(MIMSelfSupervisor):
                 f'patch grid {tuple(self.backbone.patch_resolution)}')
         self.base_momentum = base_momentum
         self.momentum = base_momentum
+        self.momentum_once_per_window = momentum_once_per_window
+        # set by train_step for the micro-step at hand
+        self._update_momentum = True
         self.momentum_branch = SIMMomentumBranch(
             self.backbone, self.head.projector, self.head.predictor.mask_token)
 
@@ -130,6 +141,20 @@ class SIMPretrainer(MIMSelfSupervisor):
         m = self.momentum if momentum is None else momentum
         for online, target in self._momentum_pairs():
             target.data.mul_(m).add_(online.data.to(target.dtype), alpha=1 - m)
+
+    def train_step(self, data, optim_wrapper) -> Dict[str, torch.Tensor]:
+        """``MIMSelfSupervisor.train_step``; decides whether this micro-step
+        updates the momentum branch (see the class doc)."""
+        # mmengine counts the micro-steps (backward calls) of the run in
+        # ``_inner_count``; a window starts where it is a multiple of k
+        counts = getattr(optim_wrapper, '_accumulative_counts', 1)
+        done = getattr(optim_wrapper, '_inner_count', 0)
+        self._update_momentum = (not self.momentum_once_per_window
+                                 or done % counts == 0)
+        try:
+            return super().train_step(data, optim_wrapper)
+        finally:
+            self._update_momentum = True
 
     def get_geometry(self, data_samples: List,
                      device: torch.device) -> RelativeGeometry:
@@ -174,7 +199,8 @@ class SIMPretrainer(MIMSelfSupervisor):
         geometry = self.get_geometry(data_samples, x1.device)
         pred = self.predict_view2(x1, mask, geometry)
         # the EMA step comes before the target pass, as in the reference
-        self.momentum_update()
+        if self._update_momentum:
+            self.momentum_update()
         target = self.target_view2(x2)
         loss = self.head.loss(pred, target)
         return dict(loss=loss,
