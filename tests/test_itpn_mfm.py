@@ -155,3 +155,44 @@ def test_mfm_configs_build_on_meta():
         assert blk.drop_path.drop_prob == pytest.approx(0.1 * (24 + j) / 29)
         assert blk.norm1.eps == blk.norm2.eps == 1e-5
     assert model.head.norm.eps == model.head.decoder_embed[0][0].eps == 1e-6
+
+
+def test_clip_teacher_input_stats_must_match_the_data_preprocessor():
+    # the teacher maps the student's normalised image back to [0, 1]
+    cfg = clip_cfg()
+    cfg['data_preprocessor'] = dict(
+        type='SelfSupDataPreprocessor', mean=[127.5] * 3, std=[127.5] * 3)
+    with pytest.raises(ValueError, match='input_mean/std'):
+        MODELS.build(cfg)
+    cfg['target_generator'].update(input_mean=[127.5] * 3,
+                                   input_std=[127.5] * 3)
+    MODELS.build(cfg)
+    cfg['data_preprocessor'].update(mean=[123.675, 116.28, 103.53],
+                                    std=[58.395, 57.12, 57.375])
+    del cfg['target_generator']['input_mean'], \
+        cfg['target_generator']['input_std']
+    MODELS.build(cfg)  # ImageNet statistics are the teacher's default
+
+
+def test_clip_teacher_reproduces_the_reference_input_scaling():
+    """The reference hands its CLIP wrapper a [0, 1] image that it treats
+    as [-1, 1]: CLIP sees (x + 1) / 2, normalised with CLIP's statistics."""
+    captured = {}
+    teacher = MODELS.build(dict(type='iTPNCLIPTeacher', arch=TEACHER_ARCH))
+    teacher.visual.register_forward_pre_hook(
+        lambda m, args: captured.update(x=args[0]))
+    img01 = torch.rand(2, 3, 32, 32)
+    mean = torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)
+    std = torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1)
+    clip_mean = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(
+        1, 3, 1, 1)
+    clip_std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(
+        1, 3, 1, 1)
+    teacher((img01 * 255 - mean) / std)
+    torch.testing.assert_close(captured['x'],
+                               ((img01 + 1) / 2 - clip_mean) / clip_std,
+                               rtol=1e-5, atol=1e-5)
+    teacher.reference_input_scaling = False
+    teacher((img01 * 255 - mean) / std)
+    torch.testing.assert_close(captured['x'], (img01 - clip_mean) / clip_std,
+                               rtol=1e-5, atol=1e-5)

@@ -140,6 +140,7 @@ class iTPNCLIPPretrainer(iTPNPretrainer):
             raise ValueError(f'early_layers must be in [1, '
                              f'{self.backbone.num_main_blocks}]')
         self.early_layers = early_layers
+        self._check_teacher_input_stats()
         if aux_drop_path_from_backbone:
             rates = self.backbone.drop_path_rates
             first = len(rates) - self.backbone.num_main_blocks \
@@ -147,6 +148,30 @@ class iTPNCLIPPretrainer(iTPNPretrainer):
             self.head.set_aux_drop_path([
                 rates[min(first + j, len(rates) - 1)]
                 for j in range(len(self.head.cls_pt_layers))])
+
+    def _check_teacher_input_stats(self) -> None:
+        """The teacher undoes the data preprocessor's normalisation: their
+        statistics must agree (a mismatch would silently shift the CLIP
+        targets)."""
+        dp = self.data_preprocessor
+        teacher = self.target_generator
+        if not getattr(dp, '_enable_normalize', False) or not hasattr(
+                teacher, 'input_mean'):
+            return
+        ours = (teacher.input_mean.flatten() * 255.,
+                teacher.input_std.flatten() * 255.)
+        theirs = (dp.mean.flatten().float(), dp.std.flatten().float())
+        if not all(torch.allclose(a.cpu(), b.cpu(), atol=1e-3)
+                   for a, b in zip(ours, theirs)):
+            raise ValueError(
+                'target_generator.input_mean/std '
+                f'{[round(v, 3) for v in ours[0].tolist()]} / '
+                f'{[round(v, 3) for v in ours[1].tolist()]} differ from the '
+                'data preprocessor\'s mean/std '
+                f'{[round(v, 3) for v in theirs[0].tolist()]} / '
+                f'{[round(v, 3) for v in theirs[1].tolist()]}: set them '
+                'equal (the teacher maps the normalised image back to '
+                '[0, 1])')
 
     def loss(self, inputs, data_samples: Optional[List] = None,
              **kwargs) -> Dict[str, torch.Tensor]:
