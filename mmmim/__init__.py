@@ -1,15 +1,15 @@
 """mmmim: masked image modeling as an OpenMMLab plugin.
 
-Importing this package registers its components into mmpretrain's registries,
-makes mmengine load full checkpoints on current PyTorch (``mmmim.utils.compat``)
-and makes ``init_cfg=dict(type='Pretrained', ...)`` on mmmim modules report every
-missing / unexpected key and fail when nothing loads
-(``mmmim.models.utils.checkpoint_loading``).
+Importing this package registers its components into mmpretrain's registries
+and adds the few globals a full mmengine checkpoint needs to torch's
+weights-only allow-list (``mmmim.utils.checkpoint``), so that ``--resume`` and
+``load_from`` read mmmim checkpoints without unpickling anything else. It
+changes no function or method of another package.
 """
-from .utils import patch_mmengine_checkpoint_loading
+from .utils.checkpoint import register_safe_globals
 from .version import __version__
 
-patch_mmengine_checkpoint_loading()
+register_safe_globals()
 
 from . import datasets, engine, evaluation, models  # noqa: E402,F401
 
