@@ -13,14 +13,14 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.logging import MMLogger
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 from mmpretrain.models.backbones.hivit import (BlockWithRPE, PatchEmbed,
                                                PatchMerge)
 from mmpretrain.registry import MODELS
 
-from ..utils import sincos_pos_embed_2d, visible_first_order
+from ..utils import (CheckedLoadingMixin, sincos_pos_embed_2d,
+                     visible_first_order)
 
 
 def relative_position_index(h: int, w: int) -> torch.Tensor:
@@ -116,7 +116,7 @@ class iTPNBlock(BlockWithRPE):
 
 
 @MODELS.register_module()
-class iTPNBackbone(BaseModule):
+class iTPNBackbone(CheckedLoadingMixin, BaseModule):
     """HiViT for iTPN with explicit masks and dense (NCHW) outputs.
 
     ``blocks`` is one flat list as in the reference code: stage-1 MLP blocks,
@@ -544,38 +544,3 @@ class iTPNBackbone(BaseModule):
         hw = (x.shape[2] // self.patch_size, x.shape[3] // self.patch_size)
         feats = self.forward_tokens(x)
         return tuple(self._to_nchw(feats[i], hw) for i in self.out_indices)
-
-    # ---------------------------------------------------------- checkpoints
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
-                              strict, missing_keys, unexpected_keys,
-                              error_msgs):
-        """Resize position tables from checkpoints made at another size."""
-        logger = MMLogger.get_current_instance()
-        key = prefix + 'pos_embed'
-        if self.pos_embed is not None and key in state_dict:
-            ckpt = state_dict[key]
-            if ckpt.shape != self.pos_embed.shape and ckpt.dim() == 3:
-                src = int(math.sqrt(ckpt.shape[1]))
-                if src * src == ckpt.shape[1]:
-                    state_dict[key] = resize_pos_embed(
-                        ckpt, (src, src), self.patch_resolution)
-                    logger.info(f'{key}: resized {src}x{src} -> '
-                                f'{self.patch_resolution}')
-        if self.use_rel_pos_bias:
-            own = self.main_blocks[0].attn.relative_position_bias_table
-            n_rel = own.shape[0]
-            for k in list(state_dict):
-                if not (k.startswith(prefix + 'blocks.')
-                        and k.endswith('relative_position_bias_table')):
-                    continue
-                t = state_dict[k]
-                if t.shape[0] != n_rel:
-                    s = int(math.sqrt(t.shape[0]))
-                    src = ((s + 1) // 2, ) * 2
-                    state_dict[k] = resize_rel_pos_table(
-                        t, src, self.patch_resolution)
-                    logger.info(f'{k}: resized {src} -> '
-                                f'{self.patch_resolution}')
-        super()._load_from_state_dict(state_dict, prefix, local_metadata,
-                                      strict, missing_keys, unexpected_keys,
-                                      error_msgs)

@@ -7,11 +7,12 @@ import torch.nn as nn
 from mmpretrain.models import VisionTransformer
 from mmpretrain.models.utils import resize_pos_embed
 from mmpretrain.registry import MODELS
-from ..utils import sincos_pos_embed_2d, visible_first_order
+from ..utils import (CheckedLoadingMixin, sincos_pos_embed_2d,
+                     visible_first_order)
 
 
 @MODELS.register_module()
-class MaskedViT(VisionTransformer):
+class MaskedViT(CheckedLoadingMixin, VisionTransformer):
     """Vision Transformer for masked image modeling and its transfer.
 
     ``forward(x, mask)`` with a (B, L) or (B, h, w) mask (1 = masked) runs
@@ -103,8 +104,7 @@ class MaskedViT(VisionTransformer):
 
     def init_weights(self) -> None:
         super().init_weights()
-        if (isinstance(self.init_cfg, dict)
-                and self.init_cfg.get('type') == 'Pretrained'):
+        if self.loads_pretrained:  # loaded by super(): keep it
             return
         if self.init_mode == 'mae':
             for m in self.modules():

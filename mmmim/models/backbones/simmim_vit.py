@@ -9,6 +9,7 @@ from mmengine.model.weight_init import trunc_normal_
 from mmpretrain.models import BEiTPretrainViT
 from mmpretrain.models.utils import BEiTAttention
 from mmpretrain.registry import MODELS
+from ..utils import CheckedLoadingMixin
 
 
 def trunc_normal_one_sigma_(tensor: torch.Tensor, std: float = .02):
@@ -50,7 +51,7 @@ class FusedBEiTAttention(BEiTAttention):
 
 
 @MODELS.register_module()
-class SimMIMViT(BEiTPretrainViT):
+class SimMIMViT(CheckedLoadingMixin, BEiTPretrainViT):
     """ViT for SimMIM (METHODS.md s.2), on mmpretrain's ``BEiTPretrainViT``.
 
     Defaults are the reference's: no absolute position embedding, one relative
@@ -82,11 +83,8 @@ class SimMIMViT(BEiTPretrainViT):
         self.init_mode = init_mode
 
     def init_weights(self) -> None:
-        if self.init_mode == 'beit':
+        if self.init_mode == 'beit' or self.loads_pretrained:
             return super().init_weights()
-        if (isinstance(self.init_cfg, dict)
-                and self.init_cfg.get('type') == 'Pretrained'):
-            return super(BEiTPretrainViT, self).init_weights()
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 trunc_normal_one_sigma_(m.weight)

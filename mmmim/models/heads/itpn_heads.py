@@ -8,10 +8,11 @@ from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule
 from mmpretrain.models.heads import MAEPretrainHead
 from mmpretrain.registry import MODELS
+from ..utils import CheckedLoadingMixin
 
 
 @MODELS.register_module()
-class iTPNPixelHead(MAEPretrainHead):
+class iTPNPixelHead(CheckedLoadingMixin, MAEPretrainHead):
     """MAE's masked pixel MSE with normalised targets, as iTPN computes it.
 
     The target patch is normalised by its mean and **unbiased** variance
@@ -42,7 +43,7 @@ class iTPNPixelHead(MAEPretrainHead):
 
 
 @MODELS.register_module()
-class iTPNCLIPHead(BaseModule):
+class iTPNCLIPHead(CheckedLoadingMixin, BaseModule):
     """Prediction heads and loss of the reference iTPN CLIP variant.
 
     Main output: the per-level embeddings ``decoder_embed`` (LayerNorm +
@@ -150,7 +151,7 @@ class iTPNCLIPHead(BaseModule):
 
 
 @MODELS.register_module()
-class iTPNMFMHead(BaseModule):
+class iTPNMFMHead(CheckedLoadingMixin, BaseModule):
     """Per-level regression of EMA-teacher features (iTPN paper's MFM).
 
     Level k of the pyramid (strides 16, 8, 4; token layout) is mapped by a

@@ -9,10 +9,11 @@ from mmengine.model import BaseModule
 from mmpretrain.models.backbones.vision_transformer import \
     TransformerEncoderLayer
 from mmpretrain.registry import MODELS
+from ..utils import CheckedLoadingMixin
 
 
 @MODELS.register_module()
-class LossPredictorHead(BaseModule):
+class LossPredictorHead(CheckedLoadingMixin, BaseModule):
     """Loss-prediction decoder of HPM (METHODS.md s.3).
 
     Reads the same embedded decoder tokens as the reconstruction decoder
@@ -58,8 +59,7 @@ class LossPredictorHead(BaseModule):
 
     def init_weights(self) -> None:
         super().init_weights()
-        if (isinstance(self.init_cfg, dict)
-                and self.init_cfg.get('type') == 'Pretrained'):
+        if self.loads_pretrained:  # loaded by super(): keep it
             return
         # the reference initialises every Linear / LayerNorm as MAE does
         for m in self.modules():

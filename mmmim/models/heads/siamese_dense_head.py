@@ -8,11 +8,12 @@ from mmengine.model import BaseModule
 
 from mmpretrain.registry import MODELS
 from ..necks.sim_decoder import SIMPredictor, SIMProjector
+from ..utils import CheckedLoadingMixin
 from ..utils.relative_position import RelativeGeometry
 
 
 @MODELS.register_module()
-class SiameseDenseHead(BaseModule):
+class SiameseDenseHead(CheckedLoadingMixin, BaseModule):
     """Projector + predictor with BatchNorm-over-tokens norms, and the loss.
 
     The online branch runs ``predict(project(encoder tokens), mask,

@@ -8,7 +8,7 @@ from mmengine.model.weight_init import trunc_normal_
 from mmpretrain.models.backbones.hivit import BlockWithRPE
 from mmpretrain.registry import MODELS
 
-from ..utils import sincos_pos_embed_2d
+from ..utils import CheckedLoadingMixin, sincos_pos_embed_2d
 
 
 def _init_linear_ln(m):
@@ -47,7 +47,7 @@ class LevelEmbed(nn.ModuleList):
 
 
 @MODELS.register_module()
-class iTPNPixelDecoder(BaseModule):
+class iTPNPixelDecoder(CheckedLoadingMixin, BaseModule):
     """iTPN pixel decoder (reference ``decoder_*`` parameters).
 
     Each pyramid level is embedded to ``embed_dim`` per patch; the shared

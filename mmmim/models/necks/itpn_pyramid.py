@@ -15,6 +15,7 @@ from mmengine.model import BaseModule
 from mmpretrain.models.backbones.hivit import BlockWithRPE
 from mmpretrain.models.necks.itpn_neck import PatchSplit
 from mmpretrain.registry import MODELS
+from ..utils import CheckedLoadingMixin
 
 
 def _mlp_block(dim: int, mlp_ratio: float, drop: float,
@@ -25,7 +26,7 @@ def _mlp_block(dim: int, mlp_ratio: float, drop: float,
 
 
 @MODELS.register_module()
-class iTPNPyramidNeck(BaseModule):
+class iTPNPyramidNeck(CheckedLoadingMixin, BaseModule):
     """Transformer pyramid of iTPN (strides 16, 8, 4; fpn width 256).
 
     Level 16 = ``align_dim_16tofpn``(stage-3 output); level 8 =

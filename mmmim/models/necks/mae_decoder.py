@@ -4,11 +4,11 @@ import torch.nn as nn
 
 from mmpretrain.models import MAEPretrainDecoder
 from mmpretrain.registry import MODELS
-from ..utils import sincos_pos_embed_2d
+from ..utils import CheckedLoadingMixin, sincos_pos_embed_2d
 
 
 @MODELS.register_module()
-class MAEDecoder(MAEPretrainDecoder):
+class MAEDecoder(CheckedLoadingMixin, MAEPretrainDecoder):
     """mmpretrain's ``MAEPretrainDecoder`` initialised as the MAE reference.
 
     Differences from the parent: the fixed decoder position table uses the
@@ -33,6 +33,8 @@ class MAEDecoder(MAEPretrainDecoder):
 
     def init_weights(self) -> None:
         super().init_weights()
+        if self.loads_pretrained:  # loaded by super(): keep it
+            return
         side = int(self.num_patches**.5)
         self.decoder_pos_embed.data.copy_(
             sincos_pos_embed_2d(side, side, self.decoder_pos_embed.shape[-1],

@@ -6,10 +6,11 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 
 from mmpretrain.registry import MODELS
+from ..utils import CheckedLoadingMixin
 
 
 @MODELS.register_module()
-class PoolNormNeck(BaseModule):
+class PoolNormNeck(CheckedLoadingMixin, BaseModule):
     """Average the last NCHW map (or (B, L, C) tokens) and apply fc_norm.
 
     The fine-tuning head of MAE / BEiT / iTPN: ``LayerNorm(mean(tokens))``,

@@ -13,7 +13,7 @@ from mmengine.model import BaseModule
 from timm.models.vision_transformer import Block
 
 from mmpretrain.registry import MODELS
-from ..utils import sincos_pos_embed_2d
+from ..utils import CheckedLoadingMixin, sincos_pos_embed_2d
 from ..utils.relative_position import RelativeGeometry, sim_relative_pos_embed
 
 
@@ -58,7 +58,7 @@ def _init_linear(module: nn.Module) -> None:
 
 
 @MODELS.register_module()
-class SIMProjector(BaseModule):
+class SIMProjector(CheckedLoadingMixin, BaseModule):
     """``Linear(in -> D)`` then ``depth`` blocks with token BatchNorm.
 
     Args:
@@ -85,6 +85,8 @@ class SIMProjector(BaseModule):
 
     def init_weights(self) -> None:
         super().init_weights()
+        if self.loads_pretrained:  # loaded by super(): keep it
+            return
         _init_linear(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -95,7 +97,7 @@ class SIMProjector(BaseModule):
 
 
 @MODELS.register_module()
-class SIMPredictor(BaseModule):
+class SIMPredictor(CheckedLoadingMixin, BaseModule):
     """Predicts view 2's dense representation from view 1's visible tokens.
 
     Input sequence: ``[cls + pos_0, visible tokens + their pos, one mask token
@@ -146,6 +148,8 @@ class SIMPredictor(BaseModule):
 
     def init_weights(self) -> None:
         super().init_weights()
+        if self.loads_pretrained:  # loaded by super(): keep it
+            return
         _init_linear(self)
         nn.init.normal_(self.mask_token, std=.02)
         self.pos_embed.data.copy_(

@@ -23,10 +23,11 @@ from mmengine.model import BaseModule
 
 from mmpretrain.models.utils import build_norm_layer
 from mmpretrain.registry import MODELS
+from ..utils import CheckedLoadingMixin
 
 
 @MODELS.register_module()
-class SimpleFeaturePyramid(BaseModule):
+class SimpleFeaturePyramid(CheckedLoadingMixin, BaseModule):
     """Simple feature pyramid (ViTDet) for plain ViT backbones.
 
     Args:

@@ -10,6 +10,7 @@ from mmengine.model import BaseModule
 
 from mmpretrain.models.selfsup.maskfeat import HOGGenerator
 from mmpretrain.registry import MODELS
+from ..utils import CheckedLoadingMixin
 
 
 def num_hard_patches(num_masked: int, position: float, total: float,
@@ -63,7 +64,7 @@ def hard_patch_mask(scores: torch.Tensor,
 
 
 @MODELS.register_module()
-class HPMTarget(BaseModule):
+class HPMTarget(CheckedLoadingMixin, BaseModule):
     """EMA teacher of the whole HPM student and its hard-patch mask.
 
     The algorithm hands over its parts with :meth:`init_teacher` (deep

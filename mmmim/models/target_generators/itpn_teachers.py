@@ -9,6 +9,8 @@ from mmengine.model import BaseModule, ExponentialMovingAverage
 from mmpretrain.models.utils.clip_generator_helper import VisionTransformer
 from mmpretrain.registry import MODELS
 
+from mmmim.utils.checkpoint import load_checkpoint_file, unwrap_state_dict
+
 # CLIP's own input normalisation, in 0-255 units
 CLIP_MEAN = (0.48145466 * 255, 0.4578275 * 255, 0.40821073 * 255)
 CLIP_STD = (0.26862954 * 255, 0.26130258 * 255, 0.27577711 * 255)
@@ -16,27 +18,21 @@ IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
 
 
-def _load_clip_visual_state(path: str) -> dict:
+def _load_clip_visual_state(path: str, trusted: Optional[bool]) -> dict:
     """The visual tower's state dict from an OpenAI-layout CLIP file.
 
-    Accepts a full CLIP state dict (``visual.*`` keys), the visual tower's
-    own keys, either under ``state_dict``/``model``, or OpenAI's TorchScript
-    archive (``ViT-B-16.pt``).
+    Accepts a full CLIP state dict (``visual.*`` keys) or the visual tower's
+    own keys, either under ``state_dict``/``model``, read without running
+    code from the file; OpenAI's TorchScript archive (``ViT-B-16.pt``) runs
+    TorchScript code when loaded and is read only when trusted.
     """
     if not osp.isfile(path):
         raise FileNotFoundError(
             f'CLIP teacher checkpoint not found: {path!r}. The iTPN CLIP '
             'variant needs a local CLIP ViT-B/16 file (e.g. OpenAI\'s '
             'ViT-B-16.pt); set model.target_generator.checkpoint to its path.')
-    try:
-        obj = torch.load(path, map_location='cpu', weights_only=False)
-    except RuntimeError:
-        obj = torch.jit.load(path, map_location='cpu')
-    if isinstance(obj, torch.jit.ScriptModule) or isinstance(obj, nn.Module):
-        obj = obj.state_dict()
-    for key in ('state_dict', 'model'):
-        if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
-            obj = obj[key]
+    obj = unwrap_state_dict(load_checkpoint_file(path, trusted=trusted),
+                            keys=('state_dict', 'model'), revise_keys=())
     if any(k.startswith('visual.') for k in obj):
         obj = {k[len('visual.'):]: v for k, v in obj.items()
                if k.startswith('visual.')}
@@ -67,6 +63,9 @@ class iTPNCLIPTeacher(BaseModule):
     Args:
         checkpoint (str, optional): Local path of an OpenAI-layout CLIP
             checkpoint; its architecture is read from the tensor shapes.
+        trust_checkpoint (bool, optional): Unpickle it fully (needed for
+            OpenAI's TorchScript ``ViT-B-16.pt``; only for a file you trust).
+            Defaults to ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``.
         arch (dict, optional): Without a checkpoint, build a randomly
             initialised tower (tests): ``input_resolution, patch_size, width,
             layers, heads, output_dim``.
@@ -80,6 +79,7 @@ class iTPNCLIPTeacher(BaseModule):
     def __init__(self,
                  checkpoint: Optional[str] = None,
                  arch: Optional[dict] = None,
+                 trust_checkpoint: Optional[bool] = None,
                  input_mean: Sequence[float] = IMAGENET_MEAN,
                  input_std: Sequence[float] = IMAGENET_STD,
                  clip_mean: Sequence[float] = CLIP_MEAN,
@@ -93,7 +93,7 @@ class iTPNCLIPTeacher(BaseModule):
                              'dict')
         state = None
         if checkpoint is not None:
-            state = _load_clip_visual_state(checkpoint)
+            state = _load_clip_visual_state(checkpoint, trust_checkpoint)
             width, _, patch, _ = state['conv1.weight'].shape
             grid = int(round((state['positional_embedding'].shape[0] - 1)**.5))
             arch = dict(

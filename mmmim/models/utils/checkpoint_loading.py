@@ -1,28 +1,31 @@
-"""Loading pre-trained weights into downstream models, never silently.
+"""Loading pre-trained weights into mmmim modules, never silently.
 
-``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')`` on a
-module goes through mmengine's ``PretrainedInit``, which loads with
-``strict=False``: a wrong prefix, a renamed parameter or a different width
-gives a half-loaded (or not at all loaded) model and one easily missed
-warning. For mmmim modules (every class defined in the ``mmmim`` package,
-or any module with ``checked_pretrained_loading = True``) this file replaces
-that step by :func:`load_pretrained_checked`, which
+mmengine's ``Pretrained`` initialiser (``init_cfg=dict(type='Pretrained',
+checkpoint=..., prefix='backbone.')``) loads with ``strict=False``: a wrong
+prefix, a renamed parameter or a different width gives a half-loaded (or not
+at all loaded) model and one easily missed warning. mmmim's backbones, necks,
+heads and target generators inherit :class:`CheckedLoadingMixin`, which, as
+mmpretrain's own backbones do, handles ``Pretrained`` in ``init_weights``:
+the module is initialised as it would be without a checkpoint, then
+:func:`load_pretrained_checked`
 
-- adapts the checkpoint to the module: absolute position embeddings and
-  relative position bias tables are interpolated to the module's grid, a
-  shared relative position table (SimMIM / BEiT) is copied into every block
-  that has its own, stale ``relative_position_index`` buffers are dropped
-  (and never counted as missing: modules compute them);
+- reads the checkpoint without running code from it
+  (:func:`mmmim.utils.checkpoint.load_checkpoint_file`);
+- adapts it to the module (:func:`adapt_state_dict`): absolute position
+  embeddings and relative position bias tables are interpolated to the
+  module's grid, a shared relative position table (SimMIM / BEiT) is copied
+  into every block that has its own, stale ``relative_position_index``
+  buffers are dropped (and never counted as missing: modules compute them);
 - loads with ``strict=False`` and logs **every** missing, unexpected and
   shape-mismatched key (WARNING) plus a one-line summary (INFO);
-- raises ``RuntimeError`` when nothing of the module was loaded (and, with
-  ``strict_missing=True``, when anything is missing);
+- raises ``RuntimeError`` when nothing (or too little) of the module was
+  loaded and, with ``strict_missing=True``, when anything is missing;
 - stores the report on the module as ``module.pretrained_load_report``.
 
-Nothing changes for modules of other packages. The patch is installed when
-``mmmim`` is imported (:func:`patch_pretrained_init`, idempotent). Modules
-that want to call it directly (e.g. from their own ``init_weights``) use
-:func:`load_pretrained_checked` or :func:`adapt_state_dict`.
+The mixin also adapts the position tables whenever a state dict is loaded
+into the module (``load_from``, ``load_state_dict``), before the load-state-
+dict pre-hooks of mmpretrain's parent classes run. Modules of other packages
+keep mmengine's behaviour; nothing of mmengine is changed.
 """
 import logging
 import math
@@ -32,10 +35,12 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmengine.model.weight_init import PretrainedInit, update_init_info
-from mmengine.runner.checkpoint import CheckpointLoader
+from mmpretrain.models.utils import resize_pos_embed
+from timm.layers import resize_rel_pos_bias_table_simple
+
+from mmmim.utils.checkpoint import load_checkpoint_file, unwrap_state_dict
 
 
 @dataclass
@@ -54,80 +59,143 @@ class LoadReport:
 
 
 def _square(n: int) -> Optional[int]:
-    s = int(round(math.sqrt(n)))
-    return s if s * s == n else None
+    s = int(round(math.sqrt(n))) if n > 0 else 0
+    return s if s and s * s == n else None
 
 
-def _owner(module: nn.Module, key: str) -> Optional[nn.Module]:
-    path = key.rsplit('.', 1)[0] if '.' in key else ''
-    try:
-        return module.get_submodule(path) if path else module
-    except AttributeError:
+def _owners(module: nn.Module, key: str) -> List[nn.Module]:
+    """The module holding ``key`` and its ancestors up to ``module``."""
+    parts = key.split('.')[:-1]
+    chain = [module]
+    for part in parts:
+        child = getattr(chain[-1], part, None)
+        if not isinstance(child, nn.Module):
+            break
+        chain.append(child)
+    return chain[::-1]
+
+
+def _grid_of(owners: List[nn.Module], num_cells: int, extra: int,
+             table: bool) -> Optional[Tuple[int, int]]:
+    """The (h, w) token grid a table of the nearest owner is laid out on.
+
+    Absolute tables hold ``extra + h * w`` rows, relative bias tables
+    ``(2h - 1) * (2w - 1) + extra``; without an owner that says its grid,
+    a square one is assumed.
+    """
+    for owner in owners:
+        for attr in ('patch_resolution', 'patches_resolution', 'grid_size',
+                     'window_size'):
+            res = getattr(owner, attr, None)
+            if res is None or len(tuple(res)) != 2:
+                continue
+            h, w = (int(v) for v in res)
+            cells = (2 * h - 1) * (2 * w - 1) if table else h * w
+            if cells + extra == num_cells:
+                return h, w
+    side = _square(num_cells - extra)
+    if side is None:
         return None
-
-
-def _grid_of(owner: Optional[nn.Module], num_tokens: int,
-             num_extra: int) -> Optional[Tuple[int, int]]:
-    """The (h, w) token grid a pos-embed table of the owner is laid out on."""
-    for attr in ('patch_resolution', 'patches_resolution', 'grid_size'):
-        res = getattr(owner, attr, None) if owner is not None else None
-        if res is not None and len(tuple(res)) == 2:
-            h, w = tuple(res)
-            if h * w + num_extra == num_tokens:
-                return int(h), int(w)
-    s = _square(num_tokens - num_extra)
-    return (s, s) if s else None
+    if not table:
+        return side, side
+    return ((side + 1) // 2, ) * 2 if side % 2 else None
 
 
 def resize_abs_pos_embed(src: torch.Tensor, dst_shape: torch.Size,
                          owner: Optional[nn.Module] = None,
                          mode: str = 'bicubic') -> Optional[torch.Tensor]:
-    """Interpolate a (1, extra + h*w, C) position table to ``dst_shape``.
+    """Interpolate a (1, extra + h*w, C) position table to ``dst_shape``
+    (mmpretrain's ``resize_pos_embed``; extra rows kept).
 
     The number of extra (cls / distillation) rows is taken from the owner's
     ``num_extra_tokens`` when it has one, else guessed as the smallest count
-    (0-2) for which both tables are square grids. Returns None when the
-    shapes cannot be reconciled.
+    (0-2) for which both tables are grids. Returns None when the shapes
+    cannot be reconciled.
     """
     if src.ndim != 3 or len(dst_shape) != 3 or src.shape[-1] != dst_shape[-1]:
         return None
+    owners = [owner] if owner is not None else []
     candidates = [getattr(owner, 'num_extra_tokens', None)]
     candidates = [c for c in candidates if c is not None] or [0, 1, 2]
     for extra in candidates:
-        dst_hw = _grid_of(owner, dst_shape[1], extra)
+        dst_hw = _grid_of(owners, dst_shape[1], extra, table=False)
         src_side = _square(src.shape[1] - extra)
         if dst_hw is None or src_side is None:
             continue
-        grid = src[:, extra:].reshape(1, src_side, src_side, -1)
-        grid = F.interpolate(
-            grid.permute(0, 3, 1, 2).float(), size=dst_hw, mode=mode,
-            align_corners=False)
-        grid = grid.permute(0, 2, 3, 1).flatten(1, 2).to(src.dtype)
-        return torch.cat([src[:, :extra], grid], dim=1)
+        return resize_pos_embed(src, (src_side, src_side), dst_hw, mode=mode,
+                                num_extra_tokens=extra)
     return None
 
 
 def resize_rel_pos_table(src: torch.Tensor,
-                         dst_shape: torch.Size) -> Optional[torch.Tensor]:
-    """Interpolate a ((2h-1)*(2w-1) [+ 3], heads) relative position table.
+                         dst_shape: torch.Size,
+                         owners: Optional[List[nn.Module]] = None
+                         ) -> Optional[torch.Tensor]:
+    """Interpolate a ((2h-1)*(2w-1) [+ 3], heads) relative position table
+    from a square grid to ``dst_shape`` (timm's
+    ``resize_rel_pos_bias_table_simple``: bicubic, the 3 BEiT cls rows kept).
 
-    The 3 extra BEiT rows (cls-to-token, token-to-cls, cls-to-cls) are kept.
+    The destination grid comes from ``owners`` (the modules holding the
+    table, nearest first) when one of them says it, else it is square.
     """
     if src.ndim != 2 or len(dst_shape) != 2 or src.shape[1] != dst_shape[1]:
         return None
     for extra in (0, 3):
-        s_side = _square(src.shape[0] - extra)
-        d_side = _square(dst_shape[0] - extra)
-        if s_side and d_side:
-            heads = src.shape[1]
-            table = src[:src.shape[0] - extra].T.reshape(
-                1, heads, s_side, s_side)
-            table = F.interpolate(
-                table.float(), size=(d_side, d_side), mode='bicubic',
-                align_corners=False)
-            table = table.reshape(heads, -1).T.to(src.dtype)
-            return torch.cat([table, src[src.shape[0] - extra:]], dim=0)
+        src_side = _square(src.shape[0] - extra)
+        dst_hw = _grid_of(owners or [], dst_shape[0], extra, table=True)
+        if src_side and src_side % 2 and dst_hw:
+            return resize_rel_pos_bias_table_simple(src, dst_hw,
+                                                    tuple(dst_shape))
     return None
+
+
+_SHARED_TABLE = re.compile(r'(^|\.)rel_pos_bias\.relative_position_bias_table$')
+
+
+def _adapt(module: nn.Module, state_dict: Dict[str, torch.Tensor],
+           prefix: str, report: LoadReport, drop_mismatched: bool) -> None:
+    """Adapt the keys of ``state_dict`` under ``prefix`` to ``module``, in
+    place (see :func:`adapt_state_dict`)."""
+    own = {k: v.shape for k, v in module.state_dict().items()}
+    ours = [k for k in state_dict if k.startswith(prefix)]
+
+    for full in ours:
+        key = full[len(prefix):]
+        if not _SHARED_TABLE.search(key) or key in own:
+            continue
+        per_block = [k for k in own
+                     if k.endswith('attn.relative_position_bias_table')
+                     and prefix + k not in state_dict]
+        for dst in per_block:
+            state_dict[prefix + dst] = state_dict[full].clone()
+            report.adapted.append(f'{dst} <- {key}')
+        if per_block:
+            # consumed: the shared table (and its index) is not unexpected
+            del state_dict[full]
+            state_dict.pop(full.replace('bias_table', 'index'), None)
+
+    for full in [k for k in state_dict if k.startswith(prefix)]:
+        key = full[len(prefix):]
+        if key not in own or own[key] == state_dict[full].shape:
+            continue
+        src, dst_shape = state_dict[full], own[key]
+        new = None
+        if key.endswith('pos_embed'):
+            new = resize_abs_pos_embed(src, dst_shape,
+                                       _owners(module, key)[0])
+        elif key.endswith('relative_position_bias_table'):
+            new = resize_rel_pos_table(src, dst_shape, _owners(module, key))
+        elif key.endswith('relative_position_index'):
+            del state_dict[full]  # a buffer the module computes itself
+            continue
+        if new is not None and new.shape == dst_shape:
+            state_dict[full] = new
+            report.adapted.append(
+                f'{key}: {tuple(src.shape)} -> {tuple(dst_shape)}')
+        elif drop_mismatched:
+            report.mismatched.append(
+                (key, tuple(src.shape), tuple(dst_shape)))
+            del state_dict[full]
 
 
 def adapt_state_dict(module: nn.Module,
@@ -155,57 +223,70 @@ def adapt_state_dict(module: nn.Module,
     Returns:
         dict: a new state dict.
     """
-    report = report if report is not None else LoadReport()
-    own = module.state_dict()
     out = dict(state_dict)
-
-    shared_re = r'(^|\.)rel_pos_bias\.relative_position_bias_table$'
-    shared = [k for k in out if re.search(shared_re, k)]
-    for key in shared:
-        if key in own:
-            continue
-        per_block = [k for k in own
-                     if k.endswith('attn.relative_position_bias_table')
-                     and k not in out]
-        for dst in per_block:
-            out[dst] = out[key].clone()
-            report.adapted.append(f'{dst} <- {key}')
-        if per_block:
-            # consumed: the shared table (and its index) is not unexpected
-            del out[key]
-            out.pop(key.replace('bias_table', 'index'), None)
-
-    for key in list(out):
-        if key not in own or own[key].shape == out[key].shape:
-            continue
-        src, dst_shape = out[key], own[key].shape
-        new = None
-        if key.endswith('pos_embed'):
-            new = resize_abs_pos_embed(src, dst_shape, _owner(module, key))
-        elif key.endswith('relative_position_bias_table'):
-            new = resize_rel_pos_table(src, dst_shape)
-        elif key.endswith('relative_position_index'):
-            del out[key]
-            continue
-        if new is not None and new.shape == dst_shape:
-            out[key] = new
-            report.adapted.append(
-                f'{key}: {tuple(src.shape)} -> {tuple(dst_shape)}')
-        else:
-            report.mismatched.append(
-                (key, tuple(src.shape), tuple(dst_shape)))
-            del out[key]
+    _adapt(module, out, '', report if report is not None else LoadReport(),
+           drop_mismatched=True)
     return out
 
 
-def _extract_state_dict(checkpoint: dict) -> Dict[str, torch.Tensor]:
-    for k in ('state_dict', 'model', 'module'):
-        if isinstance(checkpoint, dict) and isinstance(
-                checkpoint.get(k), dict):
-            checkpoint = checkpoint[k]
-            break
-    return {(k[7:] if k.startswith('module.') else k): v
-            for k, v in checkpoint.items()}
+def _pretrained_cfgs(init_cfg) -> Tuple[list, list]:
+    cfgs = init_cfg if isinstance(init_cfg, list) else \
+        [init_cfg] if init_cfg else []
+    pretrained = [c for c in cfgs
+                  if c.get('type') in ('Pretrained', PretrainedInit)]
+    return pretrained, [c for c in cfgs if c not in pretrained]
+
+
+class CheckedLoadingMixin:
+    """Checked ``Pretrained`` loading and table adaptation for a
+    ``BaseModule`` (put it before the ``BaseModule`` base class).
+
+    ``init_weights`` initialises the module as without a checkpoint (the
+    other ``init_cfg`` entries, the parents' and children's ``init_weights``)
+    and then loads every ``dict(type='Pretrained', checkpoint=...,
+    prefix=..., map_location=...)`` of ``init_cfg`` with
+    :func:`load_pretrained_checked`. Subclasses whose ``init_weights``
+    re-initialises parameters after ``super().init_weights()`` skip that when
+    :attr:`loads_pretrained`.
+
+    Any state dict loaded into the module gets its position tables adapted
+    (:func:`adapt_state_dict`, except that other shape mismatches are left to
+    the loader to report), before the load-state-dict pre-hooks registered
+    by parent classes run.
+    """
+
+    @property
+    def loads_pretrained(self) -> bool:
+        """Whether ``init_cfg`` holds a ``Pretrained`` entry."""
+        return bool(_pretrained_cfgs(self.init_cfg)[0])
+
+    def init_weights(self) -> None:
+        pretrained, others = _pretrained_cfgs(self.init_cfg)
+        if not pretrained or getattr(self, '_is_init', False):
+            return super().init_weights()
+        original = self.init_cfg
+        self.init_cfg = others or None
+        try:
+            super().init_weights()
+        finally:
+            self.init_cfg = original
+        for cfg in pretrained:
+            load_pretrained_checked(
+                self, cfg['checkpoint'], prefix=cfg.get('prefix'),
+                map_location=cfg.get('map_location', 'cpu'))
+            if hasattr(self, '_params_init_info'):
+                update_init_info(
+                    self, init_info='checked Pretrained loading from '
+                    f'{cfg["checkpoint"]}')
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        report = LoadReport()
+        _adapt(self, state_dict, prefix, report, drop_mismatched=False)
+        if report.adapted:
+            print_log(f'{type(self).__name__} ({prefix or "top level"}): '
+                      'adapted\n  ' + '\n  '.join(report.adapted),
+                      logger='current')
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 def load_pretrained_checked(module: nn.Module,
@@ -214,7 +295,8 @@ def load_pretrained_checked(module: nn.Module,
                             map_location: str = 'cpu',
                             strict_missing: bool = False,
                             min_loaded_fraction: float = 0.5,
-                            logger='current') -> LoadReport:
+                            logger='current',
+                            trusted: Optional[bool] = None) -> LoadReport:
     """Load (part of) a checkpoint into ``module`` and report every key.
 
     Args:
@@ -230,6 +312,8 @@ def load_pretrained_checked(module: nn.Module,
             (a wrong prefix that happens to match a norm layer).
             Defaults to 0.5.
         logger: mmengine logger (name) for the report.
+        trusted (bool, optional): see
+            :func:`mmmim.utils.checkpoint.load_checkpoint_file`.
 
     Returns:
         LoadReport: also stored as ``module.pretrained_load_report``.
@@ -239,13 +323,13 @@ def load_pretrained_checked(module: nn.Module,
         RuntimeError: nothing (or less than ``min_loaded_fraction``) of
             the module was loaded, or ``strict_missing`` and something is
             missing.
+        UnsafeCheckpointError: the file needs more than the allow-list.
     """
     name = type(module).__name__
     source = checkpoint if isinstance(checkpoint, str) else '<dict>'
     if isinstance(checkpoint, str):
-        checkpoint = CheckpointLoader.load_checkpoint(
-            checkpoint, map_location=map_location, logger=logger)
-    state_dict = _extract_state_dict(checkpoint)
+        checkpoint = load_checkpoint_file(checkpoint, map_location, trusted)
+    state_dict = unwrap_state_dict(checkpoint)
     if prefix:
         sub = {k[len(prefix):]: v for k, v in state_dict.items()
                if k.startswith(prefix)}
@@ -304,31 +388,3 @@ def load_pretrained_checked(module: nn.Module,
     if strict_missing and (report.missing or report.mismatched):
         raise RuntimeError(f'{where}: {report.summary()}')
     return report
-
-
-def is_checked_module(module: nn.Module) -> bool:
-    """Modules whose ``Pretrained`` init goes through the checked loader."""
-    return bool(getattr(module, 'checked_pretrained_loading', False)) or \
-        type(module).__module__.split('.')[0] == 'mmmim'
-
-
-_ORIGINAL_CALL = PretrainedInit.__call__
-
-
-def _checked_call(self, module):
-    if not is_checked_module(module):
-        return _ORIGINAL_CALL(self, module)
-    load_pretrained_checked(
-        module, self.checkpoint, prefix=self.prefix,
-        map_location=self.map_location)
-    if hasattr(module, '_params_init_info'):
-        update_init_info(module, init_info=self._get_init_info())
-
-
-def patch_pretrained_init() -> None:
-    """Route mmengine's ``Pretrained`` init of mmmim modules through
-    :func:`load_pretrained_checked` (idempotent; other modules unchanged)."""
-    PretrainedInit.__call__ = _checked_call
-
-
-patch_pretrained_init()
