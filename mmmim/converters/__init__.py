@@ -1,8 +1,10 @@
 """Key maps between reference checkpoints and mmmim's, in both directions."""
-from .key_mapping import KeyMap, check_against_model, load_reference_checkpoint
-from .vit import MAE_KEYMAP, SIMMIM_KEYMAP, VIT_BLOCK_RENAMES
+from .key_mapping import (REFERENCE_SAFE_GLOBALS, KeyMap, check_against_model,
+                          load_reference_checkpoint)
+from .vit import HPM_KEYMAP, MAE_KEYMAP, SIMMIM_KEYMAP, VIT_BLOCK_RENAMES
 
 __all__ = [
-    'KeyMap', 'check_against_model', 'load_reference_checkpoint',
-    'MAE_KEYMAP', 'SIMMIM_KEYMAP', 'VIT_BLOCK_RENAMES'
+    'KeyMap', 'REFERENCE_SAFE_GLOBALS', 'check_against_model',
+    'load_reference_checkpoint', 'HPM_KEYMAP', 'MAE_KEYMAP', 'SIMMIM_KEYMAP',
+    'VIT_BLOCK_RENAMES'
 ]

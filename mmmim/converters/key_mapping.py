@@ -6,10 +6,17 @@ suffix copied as is, ``{b}`` a block suffix renamed by ``block_renames``
 (e.g. ``mlp.fc1.`` <-> ``ffn.layers.0.0.``). The same table converts in both
 directions, so reference -> mmmim -> reference is the identity.
 """
+import argparse
 import re
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
+
+from mmmim.utils.checkpoint import load_checkpoint_file, unwrap_state_dict
+
+#: what reference checkpoints pickle beyond tensors (their training
+#: arguments)
+REFERENCE_SAFE_GLOBALS = [argparse.Namespace]
 
 _FIELDS = {'i': r'(?P<i>\d+)', 'x': r'(?P<x>.+)', 'b': r'(?P<b>.+)'}
 
@@ -28,7 +35,8 @@ class KeyMap:
         pairs: ``(reference_pattern, mmmim_pattern)`` pairs, tried in order.
         block_renames: ``(reference_prefix, mmmim_prefix)`` applied to ``{b}``.
         ignore: reference keys (regexes) that have no mmmim counterpart and
-            are dropped on purpose (e.g. optimizer-only buffers).
+            are dropped on purpose (e.g. buffers mmmim computes itself),
+            even where a pattern would match them.
     """
 
     def __init__(self,
@@ -65,10 +73,10 @@ class KeyMap:
         """Rename every key; with ``strict``, raise naming unmapped keys."""
         out, unmapped = {}, []
         for key, value in state_dict.items():
+            if to_mmmim and any(p.search(key) for p in self.ignore):
+                continue
             new_key = self.map_key(key, to_mmmim)
             if new_key is None:
-                if to_mmmim and any(p.search(key) for p in self.ignore):
-                    continue
                 unmapped.append(key)
                 continue
             out[new_key] = value
@@ -79,21 +87,20 @@ class KeyMap:
 
 
 def load_reference_checkpoint(path: str,
-                              keys: Sequence[str] = ('model', 'state_dict')
+                              keys: Sequence[str] = ('model', 'state_dict'),
+                              trusted: Optional[bool] = None
                               ) -> Dict[str, torch.Tensor]:
-    """Load a reference checkpoint's weights (trusted files only).
+    """A reference checkpoint's weights, read without running code from it.
 
-    Reference checkpoints pickle argparse namespaces next to the weights, so
-    they need ``weights_only=False``. The first of ``keys`` present is used;
-    a DDP ``module.`` prefix is stripped.
+    The reference training scripts save their ``argparse.Namespace`` next
+    to the weights; it is allowed for these files (an attribute holder that
+    runs nothing). The first of ``keys`` present is used; a DDP ``module.``
+    prefix is stripped. ``trusted``: see
+    :func:`mmmim.utils.checkpoint.load_checkpoint_file`.
     """
-    ckpt = torch.load(path, map_location='cpu', weights_only=False)
-    for key in keys:
-        if isinstance(ckpt, dict) and key in ckpt:
-            ckpt = ckpt[key]
-            break
-    return {k[len('module.'):] if k.startswith('module.') else k: v
-            for k, v in ckpt.items()}
+    checkpoint = load_checkpoint_file(
+        path, trusted=trusted, extra_safe_globals=REFERENCE_SAFE_GLOBALS)
+    return unwrap_state_dict(checkpoint, keys)
 
 
 def check_against_model(state_dict: Dict[str, torch.Tensor],
@@ -104,7 +111,8 @@ def check_against_model(state_dict: Dict[str, torch.Tensor],
     Returns the model keys the state dict does not provide that match one of
     the ``allow_missing`` prefixes (e.g. ``'neck.'`` for an encoder-only
     checkpoint); any other missing key, any unexpected key and any shape
-    mismatch raises a ``ValueError`` naming them.
+    mismatch raises a ``ValueError`` listing all of them. ``model`` may live
+    on the meta device.
     """
     allow_missing = tuple(allow_missing)
     model_state = model.state_dict()
@@ -116,14 +124,11 @@ def check_against_model(state_dict: Dict[str, torch.Tensor],
         if k in model_state and v.shape != model_state[k].shape
     ]
     not_allowed = [k for k in missing if not k.startswith(allow_missing)]
-    problems = []
-    if not_allowed:
-        problems.append(f'missing {len(not_allowed)}: {not_allowed[:20]}')
-    if unexpected:
-        problems.append(f'unexpected {len(unexpected)}: {unexpected[:20]}')
-    if mismatched:
-        problems.append(f'shape mismatch {len(mismatched)}: {mismatched[:20]}')
+    problems = [f'{len(keys)} {title}:\n  ' + '\n  '.join(keys)
+                for title, keys in (('shape mismatch', mismatched),
+                                    ('unexpected', unexpected),
+                                    ('missing', not_allowed)) if keys]
     if problems:
-        raise ValueError('checkpoint does not fit the model: ' +
-                         '; '.join(problems))
+        raise ValueError('checkpoint does not fit the model; nothing '
+                         'converted.\n' + '\n'.join(problems))
     return [k for k in missing if k.startswith(allow_missing)]

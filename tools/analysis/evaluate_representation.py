@@ -25,11 +25,14 @@ import mmmim  # noqa: E402,F401  (registers components)
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.logging import MMLogger  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
-from mmengine.runner import load_checkpoint, set_random_seed  # noqa: E402
-from mmpretrain.registry import MODELS  # noqa: E402
+from mmengine.runner import set_random_seed  # noqa: E402
 
 from mmmim.evaluation import (evaluate_features, extract_features,  # noqa
                               fashion_mnist_splits)
+from mmmim.models.utils import load_pretrained_checked  # noqa: E402
+from mmmim.utils import build_model_from_config  # noqa: E402
+from mmmim.utils.checkpoint import (add_trust_checkpoint_argument,  # noqa
+                                    load_checkpoint_file, unwrap_state_dict)
 
 
 def parse_args(argv=None):
@@ -66,6 +69,7 @@ def parse_args(argv=None):
                         help='write the results to this JSON file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value')
+    add_trust_checkpoint_argument(parser)
     args = parser.parse_args(argv)
     if args.checkpoint is None and not args.random_init:
         parser.error('give --checkpoint CKPT and/or --random-init')
@@ -88,15 +92,8 @@ def config_img_size(cfg: Config):
 
 def build_model(cfg: Config, seed: int):
     """The config's model, initialised as training would (seeded)."""
-    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    model_cfg = cfg.model.copy()
-    if cfg.get('data_preprocessor') is not None:
-        # As mmengine's Runner does.
-        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
     set_random_seed(seed)
-    model = MODELS.build(model_cfg)
-    if hasattr(model, 'init_weights'):
-        model.init_weights()
+    model = build_model_from_config(cfg)
     if not hasattr(model, 'backbone') or not hasattr(model,
                                                      'data_preprocessor'):
         raise TypeError(f'{type(model).__name__} has no backbone / '
@@ -104,50 +101,40 @@ def build_model(cfg: Config, seed: int):
     return model.eval()
 
 
-def load_backbone(model, checkpoint: str) -> dict:
-    """Load ``checkpoint`` into ``model``; report the backbone keys.
+def load_backbone(model, checkpoint: str, trusted=None) -> dict:
+    """Load the backbone of ``checkpoint`` into ``model.backbone``.
 
-    Uses mmengine's ``load_checkpoint`` (``strict=False``). A state dict
-    saved from the backbone alone (no ``backbone.`` prefix) is loaded into
-    the backbone. Raises if no backbone parameter was loaded.
+    The checkpoint is read without running code from it and loaded with
+    mmmim's checked loader: the ``backbone.*`` keys of an algorithm
+    checkpoint, or a state dict saved from the backbone alone. Missing,
+    unexpected and shape-mismatched keys are reported; a checkpoint of which
+    nothing loads raises.
     """
-    ckpt = load_checkpoint(model, checkpoint, map_location='cpu',
-                           strict=False, logger='silent')
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else {}
-    state = {k[len('module.'):] if k.startswith('module.') else k: v
-             for k, v in state.items()}
-    model_state = model.state_dict()
-    backbone_keys = [k for k in model_state if k.startswith('backbone.')]
-    if not any(k.startswith('backbone.') for k in state):
-        own = model.backbone.state_dict()
-        if any(k in own for k in state):
-            # A backbone-only state dict: load it into the backbone.
-            load_checkpoint(model.backbone, checkpoint, map_location='cpu',
-                            strict=False, logger='silent')
-            state = {'backbone.' + k: v for k, v in state.items()}
-    loaded = [k for k in backbone_keys
-              if k in state and tuple(state[k].shape) == tuple(
-                  model_state[k].shape)]
-    mismatched = [k for k in backbone_keys
-                  if k in state and k not in loaded]
-    missing = [k for k in backbone_keys if k not in state]
-    unexpected = [k for k in state
-                  if k.startswith('backbone.') and k not in model_state]
-    report = dict(loaded=len(loaded), total=len(backbone_keys),
-                  missing=missing, unexpected=unexpected,
-                  shape_mismatch=mismatched)
-    print(f'Loaded {len(loaded)}/{len(backbone_keys)} backbone tensors '
+    state = unwrap_state_dict(load_checkpoint_file(checkpoint,
+                                                   trusted=trusted))
+    prefix = 'backbone.' if any(k.startswith('backbone.')
+                                for k in state) else None
+    try:
+        report = load_pretrained_checked(model.backbone, state, prefix,
+                                         min_loaded_fraction=0.,
+                                         logger='silent')
+    except RuntimeError as e:
+        raise RuntimeError(
+            f'no backbone parameter of the model was found in {checkpoint}: '
+            f'is it a checkpoint of this config? ({e})') from None
+    total = len(model.backbone.state_dict())
+    mismatched = [k for k, _, _ in report.mismatched]
+    print(f'Loaded {len(report.loaded)}/{total} backbone tensors '
           f'from {checkpoint}')
-    for name, keys in (('missing', missing), ('unexpected', unexpected),
+    for name, keys in (('missing', report.missing),
+                       ('unexpected', report.unexpected),
                        ('shape mismatch (not loaded)', mismatched)):
         if keys:
             print(f'  {name} backbone keys ({len(keys)}): '
                   + ', '.join(keys[:20]) + (' ...' if len(keys) > 20 else ''))
-    if not loaded:
-        raise RuntimeError(
-            f'no backbone parameter of the model was found in {checkpoint}: '
-            'is it a checkpoint of this config?')
-    return report
+    return dict(loaded=len(report.loaded), total=total,
+                missing=report.missing, unexpected=report.unexpected,
+                shape_mismatch=mismatched)
 
 
 def main(argv=None) -> dict:
@@ -192,7 +179,8 @@ def main(argv=None) -> dict:
     with torch.no_grad():
         if args.checkpoint:
             model = build_model(cfg, args.seed)
-            results['load_report'] = load_backbone(model, args.checkpoint)
+            results['load_report'] = load_backbone(
+                model, args.checkpoint, args.trust_checkpoint)
             results['checkpoint'] = evaluate(model)
             print(f'checkpoint   {line(results["checkpoint"])}')
         if args.random_init or args.compare_random_init:

@@ -18,8 +18,8 @@ sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 
 import mmmim  # noqa: E402,F401
 from mmengine.config import Config  # noqa: E402
-from mmengine.runner import load_checkpoint  # noqa: E402
-from mmmim.utils import build_model_from_config  # noqa: E402
+from mmmim.utils import (add_trust_checkpoint_argument,  # noqa
+                         build_model_from_config, load_checkpoint_into)
 from mmmim.visualization import load_images, preprocess  # noqa: E402
 from mmmim.visualization.hpm import render_hpm_figure  # noqa: E402
 
@@ -37,6 +37,7 @@ def parse_args(argv=None):
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--scale', type=int, default=0,
                         help='upscaling factor (default: to >= 128 px)')
+    add_trust_checkpoint_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -46,8 +47,8 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     model = build_model_from_config(cfg)
     if args.checkpoint:
-        load_checkpoint(model, args.checkpoint, map_location='cpu',
-                        strict=True)
+        load_checkpoint_into(model, args.checkpoint, strict=True,
+                             trusted=args.trust_checkpoint)
     if not hasattr(model, 'target_generator') or not hasattr(
             model.target_generator, 'generate_mask'):
         raise TypeError(f'{type(model).__name__} has no HPM teacher')

@@ -16,10 +16,10 @@ import mmcv
 import numpy as np
 import torch
 from mmengine.config import Config
-from mmengine.runner import load_checkpoint
 
 import mmmim  # noqa: F401
-from mmmim.utils import build_model_from_config
+from mmmim.utils import (add_trust_checkpoint_argument,  # noqa
+                         build_model_from_config, load_checkpoint_into)
 from mmmim.visualization import (load_images, preprocess,
                                  reconstruction_grid)
 from mmpretrain.registry import TRANSFORMS
@@ -35,6 +35,7 @@ def parse_args(argv=None):
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--scale', type=int, default=0,
                         help='upscaling factor (default: to >= 128 px)')
+    add_trust_checkpoint_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -57,8 +58,8 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     model = build_model_from_config(cfg)
     if args.checkpoint:
-        load_checkpoint(model, args.checkpoint, map_location='cpu',
-                        strict=True)
+        load_checkpoint_into(model, args.checkpoint, strict=True,
+                             trusted=args.trust_checkpoint)
     model.eval()
 
     img_size = cfg.model.backbone.get('img_size', 224)

@@ -22,7 +22,15 @@ import re
 from collections import OrderedDict
 from typing import Dict, Optional, Sequence
 
+import os.path as osp
+import sys
+
 import torch
+
+sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
+
+from mmmim.utils.checkpoint import (add_trust_checkpoint_argument,  # noqa
+                                    load_checkpoint_file, unwrap_state_dict)
 
 # Where an EMA teacher keeps each part inside an mmmim algorithm.
 TEACHER_PREFIX = 'target_generator.teacher.'
@@ -36,8 +44,9 @@ def extract(state_dict: Dict[str, torch.Tensor],
     """Select ``parts`` of an algorithm state dict.
 
     Args:
-        state_dict (dict): the algorithm's state dict (``module.`` prefixes
-            of DDP checkpoints are removed).
+        state_dict (dict): the algorithm's checkpoint or state dict
+            (unwrapped by :func:`mmmim.utils.checkpoint.unwrap_state_dict`:
+            ``state_dict`` followed, ``module.`` prefixes removed).
         parts (Sequence[str]): top-level modules to keep, e.g.
             ``('backbone', )`` or ``('backbone', 'neck')``.
         source (str): ``'student'`` (the trained model) or ``'teacher'``
@@ -53,8 +62,7 @@ def extract(state_dict: Dict[str, torch.Tensor],
     """
     if strip_prefix and len(parts) != 1:
         raise ValueError('--strip-prefix needs exactly one part')
-    state_dict = {(k[7:] if k.startswith('module.') else k): v
-                  for k, v in state_dict.items()}
+    state_dict = unwrap_state_dict(state_dict)
     base = TEACHER_PREFIX if source == 'teacher' else ''
     out = OrderedDict()
     for part in parts:
@@ -72,7 +80,7 @@ def extract(state_dict: Dict[str, torch.Tensor],
     return out
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('src', help='mmmim pre-training checkpoint')
     parser.add_argument('dst', help='output checkpoint')
@@ -82,10 +90,10 @@ def main():
                         default='student')
     parser.add_argument('--strip-prefix', action='store_true')
     parser.add_argument('--drop', help='regex of keys to leave out')
-    args = parser.parse_args()
+    add_trust_checkpoint_argument(parser)
+    args = parser.parse_args(argv)
 
-    ckpt = torch.load(args.src, map_location='cpu', weights_only=False)
-    state_dict = ckpt.get('state_dict', ckpt)
+    state_dict = load_checkpoint_file(args.src, trusted=args.trust_checkpoint)
     out = extract(state_dict, args.parts, args.source, args.strip_prefix,
                   args.drop)
     meta = dict(source=args.src, parts=args.parts, from_=args.source,

@@ -12,7 +12,8 @@ import argparse
 import torch
 
 from mmmim.converters import MAE_KEYMAP, SIMMIM_KEYMAP
-from mmmim.utils import load_local_checkpoint
+from mmmim.utils.checkpoint import (add_trust_checkpoint_argument,
+                                    load_checkpoint_file, unwrap_state_dict)
 
 KEYMAPS = dict(mae=MAE_KEYMAP, simmim=SIMMIM_KEYMAP)
 
@@ -23,10 +24,11 @@ def main(argv=None):
     parser.add_argument('src', help='mmmim checkpoint')
     parser.add_argument('dst', help='reference-layout checkpoint to write')
     parser.add_argument('--with-decoder', action='store_true')
+    add_trust_checkpoint_argument(parser)
     args = parser.parse_args(argv)
 
-    ckpt = load_local_checkpoint(args.src, map_location='cpu')
-    state_dict = ckpt.get('state_dict', ckpt)
+    state_dict = unwrap_state_dict(
+        load_checkpoint_file(args.src, trusted=args.trust_checkpoint))
     prefixes = ('backbone.', 'neck.') if args.with_decoder else ('backbone.', )
     state_dict = {k: v for k, v in state_dict.items() if k.startswith(prefixes)}
     converted = KEYMAPS[args.method].convert(state_dict, to_mmmim=False)

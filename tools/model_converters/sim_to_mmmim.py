@@ -23,6 +23,8 @@ sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 
 from mmmim.converters import (KeyMap, VIT_BLOCK_RENAMES,  # noqa: E402
                               check_against_model, load_reference_checkpoint)
+from mmmim.utils import build_model_from_config  # noqa: E402
+from mmmim.utils.checkpoint import add_trust_checkpoint_argument  # noqa: E402
 
 DEFAULT_CONFIG = osp.join(
     osp.dirname(__file__), '..', '..', 'configs', 'sim',
@@ -59,17 +61,6 @@ SIM_KEYMAP = KeyMap(
     block_renames=VIT_BLOCK_RENAMES)
 
 
-def build_model(config: str) -> torch.nn.Module:
-    """The config's model on the meta device (shapes only)."""
-    from mmengine.config import Config
-
-    import mmmim  # noqa: F401
-    from mmpretrain.registry import MODELS
-    cfg = Config.fromfile(config)
-    with torch.device('meta'):
-        return MODELS.build(cfg.model)
-
-
 def convert_sim(state_dict: Dict[str, torch.Tensor],
                 model: Optional[torch.nn.Module] = None
                 ) -> Dict[str, torch.Tensor]:
@@ -91,9 +82,11 @@ def main(argv=None):
     parser.add_argument('dst', help='mmmim checkpoint to write')
     parser.add_argument('--config', default=DEFAULT_CONFIG,
                         help='check the result against this config\'s model')
+    add_trust_checkpoint_argument(parser)
     args = parser.parse_args(argv)
     state_dict = convert_sim(
-        load_reference_checkpoint(args.src), build_model(args.config))
+        load_reference_checkpoint(args.src, trusted=args.trust_checkpoint),
+        build_model_from_config(args.config, device='meta'))
     torch.save(dict(state_dict=state_dict, meta=dict(converted_from=args.src)),
                args.dst)
     print(f'wrote {len(state_dict)} tensors to {args.dst}')

@@ -14,19 +14,12 @@ import argparse
 
 import torch
 
-from mmmim.converters import MAE_KEYMAP, SIMMIM_KEYMAP, load_reference_checkpoint
+from mmmim.converters import (MAE_KEYMAP, SIMMIM_KEYMAP, check_against_model,
+                              load_reference_checkpoint)
+from mmmim.utils import build_model_from_config
+from mmmim.utils.checkpoint import add_trust_checkpoint_argument
 
 KEYMAPS = dict(mae=MAE_KEYMAP, simmim=SIMMIM_KEYMAP)
-
-
-def build_model(config):
-    from mmengine.config import Config
-
-    import mmmim  # noqa: F401
-    from mmpretrain.registry import MODELS
-    cfg = Config.fromfile(config)
-    with torch.device('meta'):
-        return MODELS.build(cfg.model)
 
 
 def main(argv=None):
@@ -36,13 +29,15 @@ def main(argv=None):
     parser.add_argument('dst', help='mmmim checkpoint to write')
     parser.add_argument('--config', help='check the result against this '
                         "config's model")
+    add_trust_checkpoint_argument(parser)
     args = parser.parse_args(argv)
 
-    state_dict = KEYMAPS[args.method].convert(load_reference_checkpoint(args.src))
+    state_dict = KEYMAPS[args.method].convert(
+        load_reference_checkpoint(args.src, trusted=args.trust_checkpoint))
     if args.config:
-        from mmmim.converters import check_against_model
         missing = check_against_model(
-            state_dict, build_model(args.config), allow_missing=('neck.', ))
+            state_dict, build_model_from_config(args.config, device='meta'),
+            allow_missing=('neck.', ))
         if missing:
             print(f'encoder-only checkpoint: {len(missing)} decoder keys are '
                   'not in it')
