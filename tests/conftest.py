@@ -1,5 +1,7 @@
 import itertools
 import os
+from pathlib import Path
+from typing import Dict
 
 import pytest
 import torch
@@ -7,6 +9,7 @@ import torch
 import mmmim  # noqa: F401  (registers components)
 
 FASHION_MNIST_ROOT = '/usr/share/datasets/fashion-mnist'
+OFFICIAL_KEYS = Path(__file__).resolve().parent / 'data' / 'official_keys'
 
 _SCOPE_IDS = itertools.count()
 _RUN_IDS = itertools.count()
@@ -14,10 +17,34 @@ _RUN_IDS = itertools.count()
 # The suite is sized for 2 CPU cores; keep torch from oversubscribing them.
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
-requires_fashion_mnist = pytest.mark.skipif(
-    not os.path.isfile(
-        os.path.join(FASHION_MNIST_ROOT, 't10k-images-idx3-ubyte.gz')),
-    reason='Debian package dataset-fashion-mnist is not installed')
+
+
+def require_fashion_mnist():
+    """Fail (not skip) without the Fashion-MNIST files the README's install
+    provides."""
+    if not os.path.isfile(
+            os.path.join(FASHION_MNIST_ROOT, 't10k-images-idx3-ubyte.gz')):
+        pytest.fail(f'Fashion-MNIST is missing from {FASHION_MNIST_ROOT}: '
+                    'install the Debian package dataset-fashion-mnist '
+                    '(bash tools/install.sh does)')
+
+
+@pytest.fixture
+def fashion_mnist():
+    require_fashion_mnist()
+
+
+requires_fashion_mnist = pytest.mark.usefixtures('fashion_mnist')
+
+
+def official_shapes(name: str) -> Dict[str, tuple]:
+    """Parameter name -> shape of a reference release, in file order
+    (``tests/data/official_keys/<name>.txt``)."""
+    shapes = {}
+    for line in (OFFICIAL_KEYS / f'{name}.txt').read_text().splitlines():
+        key, shape = line.split('\t')
+        shapes[key] = tuple(eval(shape))
+    return shapes
 
 
 @pytest.fixture(autouse=True)

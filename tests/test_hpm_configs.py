@@ -9,18 +9,13 @@ from mmengine.runner import Runner
 
 from mmpretrain.registry import MODELS
 
+from .conftest import official_shapes, requires_fashion_mnist
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-KEYS = '/work/shared/spec/official_keys/hpm_vit_base_patch16_dec512d8b.txt'
-FASHION = '/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz'
 
 
 def reference_shapes():
-    shapes = {}
-    with open(KEYS) as f:
-        for line in f:
-            name, shape = line.rstrip('\n').split('\t')
-            shapes[name] = tuple(eval(shape))
-    return shapes
+    return official_shapes('hpm_vit_base_patch16_dec512d8b')
 
 
 def build_meta(path):
@@ -34,7 +29,6 @@ def count(model, teacher):
                if k.startswith('target_generator.') == teacher)
 
 
-@pytest.mark.skipif(not osp.isfile(KEYS), reason='official keys missing')
 def test_base_param_count_matches_reference():
     ref = sum(math.prod(s) for s in reference_shapes().values())
     assert ref == 137_521_920
@@ -87,8 +81,7 @@ def tiny_runner_cfg(work_dir):
     return cfg
 
 
-@pytest.mark.skipif(not osp.isfile(FASHION),
-                    reason='Debian package dataset-fashion-mnist missing')
+@requires_fashion_mnist
 def test_tiny_runner_logs_both_losses_and_saves_teacher(tmp_path):
     runner = Runner.from_cfg(tiny_runner_cfg(tmp_path))
     runner.train()
@@ -106,7 +99,7 @@ def test_tiny_runner_logs_both_losses_and_saves_teacher(tmp_path):
         0.9945)
     # the teacher is in the checkpoint with the values the model holds
     ckpt = torch.load(osp.join(str(tmp_path), 'iter_3.pth'),
-                      map_location='cpu', weights_only=False)
+                      map_location='cpu', weights_only=True)
     model = runner.model
     teacher = {k: v for k, v in ckpt['state_dict'].items()
                if k.startswith('target_generator.teacher.')}

@@ -13,11 +13,12 @@ from timm.models.vision_transformer import Block
 
 from mmpretrain.registry import MODELS
 from mmmim.models.losses.hpm_losses import relative_ranking_loss
+from mmmim.utils import build_model_from_config
 
+from .conftest import official_shapes
 from .test_hpm import DEC, DIM, IMG, PATCH, L, tiny_hpm_cfg
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-KEYS = '/work/shared/spec/official_keys/hpm_vit_base_patch16_dec512d8b.txt'
 
 
 def load_converter():
@@ -101,14 +102,10 @@ def patchify(imgs, p=PATCH):
     return torch.einsum('nchpwq->nhwpqc', x).reshape(B, -1, p * p * C)
 
 
-@pytest.mark.skipif(not osp.isfile(KEYS), reason='official keys missing')
 def test_reference_layout_matches_official_keys():
     with torch.device('meta'):
         ref = RefHPM(224, 16, 768, 12, 12, 512, 8, 16, mlp=4.)
-    official = {}
-    for line in open(KEYS):
-        k, s = line.rstrip('\n').split('\t')
-        official[k] = tuple(eval(s))
+    official = official_shapes('hpm_vit_base_patch16_dec512d8b')
     assert {k: tuple(v.shape) for k, v in ref.state_dict().items()} == \
         official
     # and every official key maps onto the mmmim base config
@@ -116,8 +113,9 @@ def test_reference_layout_matches_official_keys():
     out = conv.convert_hpm(
         dict(state_dict={'module.' + k: v for k, v in state.items()},
              ema_state_dict=state),
-        conv.build_model(osp.join(ROOT,
-                                  'configs/hpm/hpm-vit-base_pixel_800e.py')))
+        build_model_from_config(
+            osp.join(ROOT, 'configs/hpm/hpm-vit-base_pixel_800e.py'),
+            device='meta'))
     assert len(out['state_dict']) == 2 * len(official)
 
 
@@ -188,7 +186,7 @@ def test_converter_cli_and_loud_failures(tmp_path):
     cfg_path.write_text(f'model = {tiny_hpm_cfg()!r}\n')
     dst = tmp_path / 'converted.pth'
     conv.main([str(path), str(dst), '--config', str(cfg_path)])
-    out = torch.load(dst, map_location='cpu', weights_only=False)
+    out = torch.load(dst, map_location='cpu', weights_only=True)
     n = len(RefHPM().state_dict())
     assert len(out['state_dict']) == 2 * n
 

@@ -5,13 +5,12 @@ Backbone and pyramid neck both come from the pre-training checkpoint
 """
 import os.path as osp
 
-import pytest
+import mmdet
 import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS as PRETRAIN_MODELS
 
-mmdet = pytest.importorskip('mmdet')
 
 TINY_ARCH = dict(embed_dims=64, depths=[1, 1, 2], num_heads=2)
 
@@ -133,7 +132,6 @@ def test_pretraining_checkpoint_loads_into_mask_rcnn(tmp_path):
 
 
 def test_pretraining_checkpoint_loads_into_upernet(tmp_path):
-    mmseg = pytest.importorskip('mmseg')  # noqa: F841
     from mmseg.registry import MODELS as SEG_MODELS
     from mmseg.structures import SegDataSample
     from mmseg.utils import register_all_modules

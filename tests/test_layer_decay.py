@@ -166,8 +166,6 @@ HIVIT_TINY = dict(embed_dims=64, depths=[1, 1, 2], num_heads=2)
 
 
 def _hivit(**kw):
-    if MODELS.get('iTPNBackbone') is None:
-        pytest.skip('iTPNBackbone not available')
     return MODELS.build(dict(type='iTPNBackbone', **kw))
 
 
@@ -213,8 +211,6 @@ def test_itpn_30_block_rescaling_on_meta():
 
 
 def test_itpn_finetune_config_rescaling_on_meta():
-    if MODELS.get('iTPNBackbone') is None:
-        pytest.skip('iTPNBackbone not available')
     cfg = Config.fromfile(
         f'{BENCH}/classification/itpn_hivit-base-p16_ft-100e_in1k.py')
     assert cfg.optim_wrapper.paramwise_cfg == dict(layer_decay_rate=0.60,
@@ -240,8 +236,6 @@ def test_itpn_finetune_config_rescaling_on_meta():
     ('upernet/itpn_hivit-base-p16_upernet_160k_ade20k-512x512.py', 'mmseg'),
 ])
 def test_itpn_dense_configs_decay_090_over_30_blocks(cfg_file, scope):
-    if MODELS.get('iTPNBackbone') is None:
-        pytest.skip('iTPNBackbone not available')
     cfg = Config.fromfile(f'{BENCH}/{cfg_file}')
     model = _Wrapper(_hivit(arch=HIVIT_TINY, img_size=64))
     model.neck = nn.Linear(2, 2)  # stands for the pre-trained pyramid

@@ -10,21 +10,17 @@ from mmengine.config import Config
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
+from .conftest import official_shapes
+
 ROOT = Path(__file__).resolve().parents[1]
-OFFICIAL_KEYS = ROOT.parent / 'shared' / 'spec' / 'official_keys'
 TINY_ARCH = dict(embed_dims=32, num_layers=2, num_heads=2,
                  feedforward_channels=64)
 
 
 def reference_param_count(name):
     """Number of parameters listed in an official_keys file (buffers out)."""
-    total = 0
-    for line in (OFFICIAL_KEYS / f'{name}.txt').read_text().splitlines():
-        key, shape = line.split('\t')
-        if 'relative_position_index' in key:
-            continue
-        total += math.prod(eval(shape))
-    return total
+    return sum(math.prod(shape) for key, shape in official_shapes(name).items()
+               if 'relative_position_index' not in key)
 
 
 def tiny_mae(norm_pix=True):

@@ -14,10 +14,11 @@ from mmpretrain.registry import DATASETS, MODELS, TRANSFORMS
 from mmpretrain.structures import DataSample
 from mmmim.models.selfsup.sim import cosine_momentum
 
+from .conftest import official_shapes
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OFFICIAL_KEYS = os.path.join(REPO, '..', 'shared', 'spec', 'official_keys',
-                             'sim_vit_base_patch16.txt')
-# counted from official_keys/sim_vit_base_patch16.txt (see test below)
+# counted from tests/data/official_keys/sim_vit_base_patch16.txt (see test
+# below)
 REF_TOTAL, REF_TRAINABLE = 231250944, 129944832
 
 TINY = dict(
@@ -158,22 +159,19 @@ def test_missing_geometry_is_reported():
 
 def _reference_counts():
     total = trainable = 0
-    with open(OFFICIAL_KEYS) as f:
-        for line in f:
-            key, shape = line.rstrip('\n').split('\t')
-            if re.search('running_mean|running_var|num_batches_tracked', key):
-                continue
-            n = math.prod(eval(shape))
-            total += n
-            frozen = (key.startswith(('mm_', 'patch_embed.'))
-                      or key in ('pos_embed', 'decoder_pos_embed'))
-            trainable += 0 if frozen else n
+    for key, shape in official_shapes('sim_vit_base_patch16').items():
+        if re.search('running_mean|running_var|num_batches_tracked', key):
+            continue
+        n = math.prod(shape)
+        total += n
+        frozen = (key.startswith(('mm_', 'patch_embed.'))
+                  or key in ('pos_embed', 'decoder_pos_embed'))
+        trainable += 0 if frozen else n
     return total, trainable
 
 
 def test_base_config_matches_reference_parameter_counts():
-    if os.path.isfile(OFFICIAL_KEYS):
-        assert _reference_counts() == (REF_TOTAL, REF_TRAINABLE)
+    assert _reference_counts() == (REF_TOTAL, REF_TRAINABLE)
     cfg = Config.fromfile(
         os.path.join(REPO, 'configs/sim/sim-vit-base_1600e.py'))
     with torch.device('meta'):

@@ -16,9 +16,9 @@ from timm.models.vision_transformer import Block
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
+from .conftest import official_shapes
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-KEYS_FILE = os.path.join(REPO, '..', 'shared', 'spec', 'official_keys',
-                         'sim_vit_base_patch16.txt')
 _spec = importlib.util.spec_from_file_location(
     'sim_to_mmmim',
     os.path.join(REPO, 'tools/model_converters/sim_to_mmmim.py'))
@@ -41,12 +41,8 @@ TINY = dict(
 
 
 def _reference_keys():
-    """The reference key list (official_keys), skipped when not available."""
-    if os.path.isfile(KEYS_FILE):
-        with open(KEYS_FILE) as f:
-            return [(k, eval(s)) for k, s in
-                    (line.rstrip('\n').split('\t') for line in f)]
-    pytest.skip('official_keys/sim_vit_base_patch16.txt not available')
+    """The reference key list (tests/data/official_keys)."""
+    return list(official_shapes('sim_vit_base_patch16').items())
 
 
 def _tiny_shape(shape):

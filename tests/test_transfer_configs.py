@@ -10,7 +10,7 @@ from mmengine.dataset import pseudo_collate
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 
-from .conftest import requires_fashion_mnist
+from .conftest import require_fashion_mnist, requires_fashion_mnist
 
 BENCH = 'configs/benchmarks'
 TINY = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64)
@@ -125,9 +125,7 @@ def test_classification_config_one_iteration(cfg_file):
 # ------------------------------------------------------------- canvas data
 @pytest.fixture(scope='module')
 def canvas(tmp_path_factory):
-    if not __import__('os').path.isfile(
-            '/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz'):
-        pytest.skip('Fashion-MNIST is not installed')
+    require_fashion_mnist()
     from mmmim.datasets.canvas import make_canvas_sets
     root = tmp_path_factory.mktemp('canvas')
     return make_canvas_sets(str(root), num_train=4, num_val=2, size=64)

@@ -13,15 +13,15 @@ import torch
 from mmmim.converters import (MAE_KEYMAP, SIMMIM_KEYMAP, check_against_model)
 from mmpretrain.registry import MODELS
 
+from .conftest import official_shapes
+
 ROOT = Path(__file__).resolve().parents[1]
-OFFICIAL_KEYS = ROOT.parent / 'shared' / 'spec' / 'official_keys'
 TINY_ARCH = dict(embed_dims=32, num_layers=2, num_heads=2,
                  feedforward_channels=128)
 
 
 def official_keys(name):
-    lines = (OFFICIAL_KEYS / f'{name}.txt').read_text().splitlines()
-    return [line.split('\t')[0] for line in lines]
+    return list(official_shapes(name))
 
 
 def block_pattern(key):
@@ -47,11 +47,8 @@ def test_mae_base_reference_layout_fits_the_base_model():
     cfg = Config.fromfile(str(ROOT / 'configs/mae/mae-vit-base_pixel_1600e.py'))
     with torch.device('meta'):
         model = MODELS.build(cfg.model)
-    shapes = {}
-    for line in (OFFICIAL_KEYS / 'mae_vit_base_patch16_full.txt').read_text(
-    ).splitlines():
-        key, shape = line.split('\t')
-        shapes[key] = torch.empty(eval(shape), device='meta')
+    shapes = {key: torch.empty(shape, device='meta') for key, shape in
+              official_shapes('mae_vit_base_patch16_full').items()}
     assert check_against_model(MAE_KEYMAP.convert(shapes), model) == []
     encoder_only = {k: v for k, v in shapes.items()
                     if not k.startswith(('decoder', 'mask_token'))}
