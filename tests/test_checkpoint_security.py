@@ -250,3 +250,20 @@ def test_plain_state_dicts_and_numpy_values_load(tmp_path):
     torch.save({'arr': np.array(['a', 1], dtype=object)}, path)
     with pytest.raises(UnsafeCheckpointError):
         load_checkpoint_file(str(path))
+
+
+def test_frozen_feature_eval_refuses(crafted, tmp_path):
+    import shutil
+    from .test_frozen_eval import _image_folder, _tiny_config
+    path, _ = crafted
+    _image_folder(str(tmp_path))
+    cfg = _tiny_config(tmp_path, 'hpm_vit-base-p16_knn_in1k.py', None)
+    tool = _tool('tools/analysis/frozen_feature_eval.py')
+    with pytest.raises(UnsafeCheckpointError, match='posix.system'):
+        tool.main([cfg, '--checkpoint', str(path)])
+    # saved features are read the same way
+    feats = tmp_path / 'feats'
+    feats.mkdir()
+    shutil.copy(path, feats / 'train.pt')
+    with pytest.raises(UnsafeCheckpointError, match='posix.system'):
+        tool.main([cfg, '--load-features', str(feats)])

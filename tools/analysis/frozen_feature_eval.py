@@ -17,7 +17,10 @@ unexpected key is reported), the feature bank / training split
 Features are the backbone's output for unmasked images (e.g. the cls token
 with ``out_type='cls_token'``), extracted once per split in one process.
 ``--save-features DIR`` keeps them (``train.pt`` / ``test.pt``) and
-``--load-features DIR`` evaluates saved ones without a model.
+``--load-features DIR`` evaluates saved ones without a model. Checkpoints and
+feature files are read without running code from them;
+``--trust-checkpoint`` sets ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` for this
+run, for a file you trust that needs more (docs/reliability.md).
 """
 import argparse
 import json
@@ -34,11 +37,14 @@ sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 import mmmim  # noqa: E402,F401  (registers components)
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.logging import MMLogger, print_log  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
-from mmpretrain.registry import DATASETS, MODELS  # noqa: E402
+from mmpretrain.registry import DATASETS  # noqa: E402
 
 from mmmim.evaluation import (extract_features, knn_topk_accuracies,  # noqa
                               logistic_regression_accuracy)
+from mmmim.utils import build_model_from_config  # noqa: E402
+from mmmim.utils.checkpoint import (TRUST_ENV,  # noqa: E402
+                                    add_trust_checkpoint_argument,
+                                    load_checkpoint_file)
 
 PROTOCOLS = ('knn', 'logistic')
 
@@ -58,6 +64,7 @@ def parse_args(argv=None):
     parser.add_argument('--out-json', default=None)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value')
+    add_trust_checkpoint_argument(parser)
     args = parser.parse_args(argv)
     if args.checkpoint is None and args.load_features is None:
         parser.error('give --checkpoint CKPT or --load-features DIR')
@@ -67,13 +74,10 @@ def parse_args(argv=None):
 def build_encoder(cfg: Config, checkpoint: str, device: str):
     """The config's model with its backbone loaded (checked) from
     ``checkpoint``, in eval mode on ``device``."""
-    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    model_cfg = cfg.model.copy()
-    init_cfg = model_cfg.backbone.get('init_cfg') or dict(
+    init_cfg = cfg.model.backbone.get('init_cfg') or dict(
         type='Pretrained', prefix='backbone.')
-    model_cfg.backbone.init_cfg = dict(init_cfg, checkpoint=checkpoint)
-    model = MODELS.build(model_cfg)
-    model.init_weights()
+    model = build_model_from_config(cfg, cfg_options={
+        'model.backbone.init_cfg': dict(init_cfg, checkpoint=checkpoint)})
     return model.to(device).eval()
 
 
@@ -91,6 +95,8 @@ def evaluate(protocol: dict, train, test) -> dict:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if args.trust_checkpoint:
+        os.environ[TRUST_ENV] = '1'  # the init_cfg loading reads it
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
@@ -101,7 +107,8 @@ def main(argv=None) -> dict:
     splits = {}
     if args.load_features:
         for name in ('train', 'test'):
-            saved = torch.load(osp.join(args.load_features, f'{name}.pt'))
+            saved = load_checkpoint_file(
+                osp.join(args.load_features, f'{name}.pt'))
             splits[name] = (saved['feats'], saved['labels'])
     else:
         model = build_encoder(cfg, args.checkpoint, args.device)
