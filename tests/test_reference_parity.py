@@ -382,8 +382,7 @@ def build_itpn_pixel(fx, **backbone):
     cfg.head.update(patch_size=k['patch_size'])
     model = MODELS.build(cfg)
     conv = converter('itpn_to_mmmim')
-    shapes = {n: t.shape for n, t in model.state_dict().items()}
-    state = conv.convert(as_float32(fx['state_dict']), shapes, 'pixel')
+    state = conv.convert(as_float32(fx['state_dict']), model, 'pixel')
     return load_exactly(model, state)
 
 
@@ -430,14 +429,15 @@ def test_itpn_hivit_finetune_forward_matches_reference():
     cfg.head.update(in_channels=k['embed_dim'], num_classes=k['num_classes'])
     model = MODELS.build(cfg)
     conv = converter('itpn_to_mmmim')
-    state = {}
-    for key, value in as_float32(fx['state_dict']).items():
+    weights = as_float32(fx['state_dict'])
+    state = conv.KEYMAPS['pixel'].convert(
+        {k: v for k, v in weights.items()
+         if not k.startswith(('fc_norm.', 'head.'))})
+    for key, value in weights.items():
         if key.startswith('fc_norm.'):
             state['neck.' + key] = value
         elif key.startswith('head.'):
             state['head.fc.' + key[len('head.'):]] = value
-        elif conv.map_key(key, 'pixel') is not None:
-            state[conv.map_key(key, 'pixel')] = value
     load_exactly(model, state)
     img = fx['inputs']['img']
     with torch.no_grad():
@@ -472,8 +472,7 @@ def build_itpn_clip(fx, tmp_path, **teacher):
     cfg.target_generator.update(checkpoint=clip_file, **teacher)
     model = MODELS.build(cfg)
     conv = converter('itpn_to_mmmim')
-    shapes = {n: t.shape for n, t in model.state_dict().items()}
-    state = conv.convert(as_float32(fx['state_dict']), shapes, 'clip')
+    state = conv.convert(as_float32(fx['state_dict']), model, 'clip')
     result = model.load_state_dict(state, strict=False)
     assert not result.unexpected_keys
     # the teacher is loaded from its own file, not from the student's

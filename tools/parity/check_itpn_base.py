@@ -59,10 +59,9 @@ def main(argv=None):
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     model = MODELS.build(cfg.model)
-    shapes = {k: v.shape for k, v in model.state_dict().items()}
     state = conv.convert(
         {k: v.float() if v.is_floating_point() else v
-         for k, v in fx['state_dict'].items()}, shapes, 'pixel')
+         for k, v in fx['state_dict'].items()}, model, 'pixel')
     result = model.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:
         sys.exit(f'load: missing {result.missing_keys}, '
