@@ -6,6 +6,9 @@
     # 2. Fashion-MNIST classification: fine-tune from it vs from scratch,
     #    same iterations, same data, same recipe (scratch without layer decay)
     python tools/transfer_demo.py classify --checkpoint work_dirs/demo_mae/iter_800.pth
+    #    partial fine-tuning: only the last K blocks (+ fc_norm, head) train
+    python tools/transfer_demo.py classify --checkpoint ... --modes finetune \
+        --trainable-blocks 1 --tag _last1
     # 3. Mask R-CNN / UperNet on the canvas sets, from the same checkpoint,
     #    and from scratch (--checkpoint none, no layer decay) for comparison
     python tools/transfer_demo.py detect --checkpoint ... --iters 300
@@ -113,6 +116,14 @@ def classify(args):
             if args.layer_decay is not None:
                 cfg.optim_wrapper.paramwise_cfg.layer_decay_rate = \
                     args.layer_decay
+            if args.trainable_blocks is not None:
+                # partial fine-tuning: only the last k blocks (+ head) train
+                depth = cfg.model.backbone.arch['num_layers']
+                if not 0 <= args.trainable_blocks <= depth:
+                    raise SystemExit(f'--trainable-blocks must be in '
+                                     f'[0, {depth}]')
+                cfg.model.backbone.frozen_stages = \
+                    depth - args.trainable_blocks
         else:
             # from scratch: mmpretrain's ViT init, no layer decay (the
             # better choice without pre-training)
@@ -126,6 +137,7 @@ def classify(args):
         out[mode] = dict(top1=round(float(metrics['accuracy/top1']), 2),
                          minutes=round((time.time() - t0) / 60, 1))
     out.update(iters=args.iters, batch_size=args.batch_size,
+               trainable_blocks=args.trainable_blocks,
                train_samples=args.train_samples,
                test_samples=args.test_samples, checkpoint=args.checkpoint)
     _record(args.work_dir, 'classify_' + '+'.join(args.modes) + args.tag,
@@ -184,7 +196,7 @@ def segment(args):
                  minutes=round((time.time() - t0) / 60, 1)))
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('step',
                         choices=['pretrain', 'classify', 'detect', 'segment'])
@@ -203,8 +215,12 @@ def main():
     parser.add_argument('--layer-decay', type=float,
                         help='override the layer decay of a run from a '
                         'checkpoint (runs from scratch use 1.0)')
+    parser.add_argument('--trainable-blocks', type=int, default=None,
+                        help='classify, finetune mode: partial fine-tuning, '
+                        'train only the last K blocks (plus fc_norm and '
+                        'head); default: all')
     parser.add_argument('--tag', default='', help='suffix of the result key')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     os.makedirs(args.work_dir, exist_ok=True)
     dict(pretrain=pretrain, classify=classify, detect=detect,
          segment=segment)[args.step](args)

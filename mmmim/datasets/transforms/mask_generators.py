@@ -301,3 +301,115 @@ class BlockwiseMaskGenerator(BaseTransform):
                 f'min_aspect={self.min_aspect}, '
                 f'max_aspect={self.max_aspect}, '
                 f'exact_count={self.exact_count})')
+
+
+@TRANSFORMS.register_module()
+class GridMaskGenerator(BaseTransform):
+    """MAE's grid-wise sampling: keep one patch of every ``k x k`` cell.
+
+    Every ``stride x stride`` cell of the patch grid keeps exactly one
+    patch visible (the top-left one, or one ``offset`` shared by all cells
+    and images when ``random_offset``) and masks the others: ratio
+    ``1 - 1 / stride^2`` (MAE paper fig. 6: stride 2, 75 %). The count is
+    exact, so MAE's encoder can drop the masked patches.
+
+    **Added Keys:** ``mask`` (np.ndarray, int, ``(H/p, W/p)``, 1 = masked).
+
+    Args:
+        input_size (int | tuple): Image size. Defaults to 224.
+        patch_size (int): The model's patch size. Defaults to 16.
+        stride (int): Cell size in patches (2 keeps one in four).
+        random_offset (bool): Draw the kept position in the cell per image
+            (the same for every cell of that image) instead of the top-left.
+    """
+
+    def __init__(self,
+                 input_size: Union[int, Tuple[int, int]] = 224,
+                 patch_size: int = 16,
+                 stride: int = 2,
+                 random_offset: bool = False) -> None:
+        self.input_size = _pair(input_size, 'input_size')
+        self.patch_size = int(patch_size)
+        self.grid = _grid(self.input_size, self.patch_size, 'input_size',
+                          'patch_size')
+        if int(stride) < 2:
+            raise ValueError(f'stride must be >= 2, got {stride}')
+        self.stride = int(stride)
+        if self.grid[0] % self.stride or self.grid[1] % self.stride:
+            raise ValueError(f'the {self.grid} patch grid is not divisible by '
+                             f'stride {self.stride}')
+        self.random_offset = bool(random_offset)
+        self.num_masked = (self.grid[0] * self.grid[1] *
+                           (self.stride**2 - 1) // self.stride**2)
+
+    def transform(self, results: dict) -> dict:
+        dy = dx = 0
+        if self.random_offset:
+            dy, dx = np.random.randint(0, self.stride, size=2)
+        mask = np.ones(self.grid, dtype=int)
+        mask[dy::self.stride, dx::self.stride] = 0
+        results['mask'] = mask
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(input_size={self.input_size}, '
+                f'patch_size={self.patch_size}, stride={self.stride}, '
+                f'random_offset={self.random_offset})')
+
+
+@TRANSFORMS.register_module()
+class SquareMaskGenerator(BaseTransform):
+    """One square region of patches (context-encoder style; SimMIM's
+    "square" strategy).
+
+    The side is ``round(sqrt(mask_ratio * L))`` patches of a square grid
+    (exactly ``side^2`` patches masked; SimMIM's ratios 0.11 / 0.25 / 0.44
+    at 192 px are the centred 64 / 96 / 128 px squares); the square is
+    centred (``random_position=False``, the paper's) or placed uniformly.
+
+    **Added Keys:** ``mask`` (np.ndarray, int, ``(H/p, W/p)``, 1 = masked).
+
+    Args:
+        input_size (int | tuple): Image size. Defaults to 224.
+        patch_size (int): The model's patch size. Defaults to 16.
+        mask_ratio (float): Target fraction of masked patches, in (0, 1).
+        random_position (bool): Uniform position instead of the centre.
+    """
+
+    def __init__(self,
+                 input_size: Union[int, Tuple[int, int]] = 224,
+                 patch_size: int = 16,
+                 mask_ratio: float = 0.25,
+                 random_position: bool = False) -> None:
+        self.input_size = _pair(input_size, 'input_size')
+        self.patch_size = int(patch_size)
+        self.grid = _grid(self.input_size, self.patch_size, 'input_size',
+                          'patch_size')
+        if not 0 < mask_ratio < 1:
+            raise ValueError(f'mask_ratio must be in (0, 1), got {mask_ratio}')
+        side = int(round(math.sqrt(mask_ratio * self.grid[0] * self.grid[1])))
+        if not 1 <= side < min(self.grid):
+            raise ValueError(f'mask_ratio {mask_ratio} gives a {side}-patch '
+                             f'square, which does not fit strictly inside '
+                             f'the {self.grid} grid')
+        self.mask_ratio = float(mask_ratio)
+        self.side = side
+        self.num_masked = side * side
+        self.random_position = bool(random_position)
+
+    def transform(self, results: dict) -> dict:
+        h, w = self.grid
+        if self.random_position:
+            top = np.random.randint(0, h - self.side + 1)
+            left = np.random.randint(0, w - self.side + 1)
+        else:
+            top, left = (h - self.side) // 2, (w - self.side) // 2
+        mask = np.zeros(self.grid, dtype=int)
+        mask[top:top + self.side, left:left + self.side] = 1
+        results['mask'] = mask
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(input_size={self.input_size}, '
+                f'patch_size={self.patch_size}, side={self.side}, '
+                f'random_position={self.random_position})')

@@ -98,6 +98,9 @@ class SIMTwoViews(BaseTransform):
             None gives the reference's.
         view2_pipeline (list[dict], optional): Colour transforms of view 2;
             None gives the reference's.
+        same_crop (bool): View 2 takes view 1's flip and crop (only the
+            colour transforms differ): SIM's "same view" ablation step (with
+            empty colour pipelines both views are the same image, as MAE's).
     """
 
     def __init__(self,
@@ -108,7 +111,8 @@ class SIMTwoViews(BaseTransform):
                  backend: str = 'pillow',
                  flip_prob: float = 0.5,
                  view1_pipeline: Optional[List[dict]] = None,
-                 view2_pipeline: Optional[List[dict]] = None) -> None:
+                 view2_pipeline: Optional[List[dict]] = None,
+                 same_crop: bool = False) -> None:
         if not 0 <= flip_prob <= 1:
             raise ValueError(f'flip_prob must be in [0, 1], got {flip_prob}')
         self.crop = RandomResizedCrop(
@@ -118,6 +122,7 @@ class SIMTwoViews(BaseTransform):
             interpolation=interpolation,
             backend=backend)
         self.flip_prob = flip_prob
+        self.same_crop = bool(same_crop)
         self.view_pipelines = [
             _build(SIM_VIEW1_COLOR if view1_pipeline is None
                    else view1_pipeline),
@@ -125,11 +130,19 @@ class SIMTwoViews(BaseTransform):
                    else view2_pipeline),
         ]
 
-    def _spatial(self, img: np.ndarray) -> Tuple[np.ndarray, bool, list]:
-        flip = bool(np.random.rand() < self.flip_prob)
+    def _spatial(self, img: np.ndarray,
+                 geometry: Optional[tuple] = None
+                 ) -> Tuple[np.ndarray, bool, list]:
+        if geometry is None:
+            flip = bool(np.random.rand() < self.flip_prob)
+        else:
+            flip = geometry[0]
         if flip:
             img = mmcv.imflip(img, direction='horizontal')
-        i, j, h, w = self.crop.rand_crop_params(img)
+        if geometry is None:
+            i, j, h, w = self.crop.rand_crop_params(img)
+        else:
+            i, j, h, w = geometry[1]
         img = mmcv.imcrop(img, np.array([j, i, j + w - 1, i + h - 1]))
         img = mmcv.imresize(
             img,
@@ -142,7 +155,9 @@ class SIMTwoViews(BaseTransform):
         img = results['img']
         views, flips, boxes = [], [], []
         for pipeline in self.view_pipelines:
-            view, flip, box = self._spatial(img)
+            geometry = (flips[0], boxes[0]) if self.same_crop and views \
+                else None
+            view, flip, box = self._spatial(img, geometry)
             view = pipeline(dict(img=view))['img']
             views.append(view)
             flips.append(flip)
@@ -156,5 +171,5 @@ class SIMTwoViews(BaseTransform):
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(crop={self.crop!r}, '
-                f'flip_prob={self.flip_prob}, '
+                f'flip_prob={self.flip_prob}, same_crop={self.same_crop}, '
                 f'view_pipelines={self.view_pipelines!r})')

@@ -24,7 +24,12 @@ class MaskedViT(CheckedLoadingMixin, VisionTransformer):
       restores raster order after ``[visible, masked]`` concatenation (what
       MAE's decoder expects).
     - ``mask_mode='replace'``: a learnable mask token replaces the masked patch
-      embeddings; returns the (B, 1 + L, C) tokens.
+      embeddings (before the position embedding is added, so masked tokens
+      keep their position); returns the (B, 1 + L, C) tokens. With
+      ``mask_corruption=(p_token, p_random, p_keep)`` a masked patch gets the
+      mask token, another patch's embedding (uniform over the batch's
+      patches) or keeps its own, with these probabilities (ViT's masked
+      patch prediction: ``(0.8, 0.1, 0.1)``).
 
     ``forward(x)`` (no mask) is mmpretrain's ViT forward: a tuple of outputs
     at ``out_indices`` in ``out_type`` format (``'featmap'``: NCHW maps, the
@@ -43,6 +48,13 @@ class MaskedViT(CheckedLoadingMixin, VisionTransformer):
         init_mode: ``'mae'`` (xavier-uniform Linear layers and patch conv,
             normal(0.02) tokens, as the MAE reference) or ``'default'``
             (mmpretrain's initialisation).
+        mask_corruption: ``(p_token, p_random, p_keep)`` for
+            ``mask_mode='replace'``; None = always the mask token.
+        frozen_stages: mmpretrain's partial fine-tuning switch: the patch
+            embedding, position / cls tokens and the first ``frozen_stages``
+            blocks (all blocks and the final norms when it equals the
+            depth) are frozen and stay in eval mode through ``train()``:
+            ``depth - k`` trains the last k blocks plus what follows.
         Other arguments are those of mmpretrain's ``VisionTransformer``.
     """
 
@@ -61,6 +73,7 @@ class MaskedViT(CheckedLoadingMixin, VisionTransformer):
                  sincos_layout: str = 'xy',
                  frozen_patch_embed: bool = False,
                  init_mode: str = 'mae',
+                 mask_corruption: Optional[Sequence[float]] = None,
                  **kwargs) -> None:
         super().__init__(
             arch=arch,
@@ -88,6 +101,16 @@ class MaskedViT(CheckedLoadingMixin, VisionTransformer):
             raise ValueError(f"init_mode must be 'mae' or 'default', "
                              f'got {init_mode!r}')
         self.mask_mode = mask_mode
+        if mask_corruption is not None:
+            if mask_mode != 'replace' or len(mask_corruption) != 3 or \
+                    min(mask_corruption) < 0 or \
+                    abs(sum(mask_corruption) - 1) > 1e-6:
+                raise ValueError(
+                    'mask_corruption must be three probabilities (mask '
+                    "token, random patch, keep) summing to 1, with mask_mode="
+                    f"'replace'; got {mask_corruption} with {mask_mode!r}")
+            mask_corruption = tuple(float(p) for p in mask_corruption)
+        self.mask_corruption = mask_corruption
         self.pos_embed_type = pos_embed_type
         self.sincos_layout = sincos_layout
         self.init_mode = init_mode
@@ -131,10 +154,12 @@ class MaskedViT(CheckedLoadingMixin, VisionTransformer):
         super().train(mode)
         if self.frozen_patch_embed:
             self.patch_embed.eval()
+        if mode and self.frozen_stages > 0:
+            self._freeze_stages()  # frozen blocks stay in eval mode
         return self
 
     def _embed_patches(self, x: torch.Tensor):
-        """Patch embedding + position embedding (without the cls row)."""
+        """Patch embeddings and the position table (resized to the input)."""
         x, patch_resolution = self.patch_embed(x)
         pos_embed = resize_pos_embed(
             self.pos_embed,
@@ -142,7 +167,26 @@ class MaskedViT(CheckedLoadingMixin, VisionTransformer):
             patch_resolution,
             mode=self.interpolate_mode,
             num_extra_tokens=self.num_extra_tokens)
-        return x + pos_embed[:, 1:], pos_embed[:, :1], patch_resolution
+        return x, pos_embed
+
+    def substitute_masked(self, x: torch.Tensor,
+                          mask: torch.Tensor) -> torch.Tensor:
+        """Patch embeddings (B, L, C) with the masked ones replaced (mask
+        token, or the ``mask_corruption`` mix of mask token / random patch /
+        unchanged)."""
+        token = self.mask_token.to(x.dtype)
+        if self.mask_corruption is None:
+            w = mask.unsqueeze(-1).to(x.dtype)
+            return x * (1. - w) + token * w
+        p_token, p_random, _ = self.mask_corruption
+        draw = torch.rand(mask.shape, device=x.device)
+        use_token = mask & (draw < p_token)
+        use_random = mask & (draw >= p_token) & (draw < p_token + p_random)
+        B, L, C = x.shape
+        others = torch.randint(B * L, (B, L), device=x.device)
+        random_patches = x.reshape(B * L, C)[others]
+        x = torch.where(use_random.unsqueeze(-1), random_patches, x)
+        return torch.where(use_token.unsqueeze(-1), token.expand_as(x), x)
 
     def _encode(self, x: torch.Tensor, cls_pos: torch.Tensor) -> torch.Tensor:
         cls_token = (self.cls_token + cls_pos).expand(x.shape[0], -1, -1)
@@ -158,15 +202,16 @@ class MaskedViT(CheckedLoadingMixin, VisionTransformer):
     def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None):
         if mask is None:
             return super().forward(x)
-        x, cls_pos, _ = self._embed_patches(x)
-        mask = mask.flatten(1)
+        x, pos_embed = self._embed_patches(x)
+        cls_pos = pos_embed[:, :1]
+        mask = mask.flatten(1).bool()
         if mask.shape[1] != x.shape[1]:
             raise ValueError(f'mask has {mask.shape[1]} patches but the image '
                              f'has {x.shape[1]}')
         if self.mask_mode == 'replace':
-            w = mask.unsqueeze(-1).to(x.dtype)
-            x = x * (1. - w) + self.mask_token.to(x.dtype) * w
+            x = self.substitute_masked(x, mask) + pos_embed[:, 1:]
             return self._encode(x, cls_pos)
+        x = x + pos_embed[:, 1:]
         ids_shuffle, ids_restore, num_visible = visible_first_order(mask)
         ids_keep = ids_shuffle[:, :num_visible]
         x = torch.gather(

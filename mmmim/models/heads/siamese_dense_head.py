@@ -35,6 +35,13 @@ class SiameseDenseHead(CheckedLoadingMixin, BaseModule):
             ``dict(type='SyncBN')``.
         loss (dict): UniGrad config. Defaults to the dense form, lambda 0.02.
         target_norm_eps (float): Eps of the target LayerNorm. Defaults to 1e-5.
+        target (str): ``'feature'`` (the momentum branch's projected view 2;
+            SIM) or ``'pixel'`` (view 2's pixels, each patch normalised by
+            its mean and unbiased variance as MAE's norm_pix, predicted by
+            an extra ``Linear(embed_dims -> p*p*3)`` and regressed with MSE
+            over all of view 2's patches; the first step of SIM's path from
+            MAE).
+        patch_size (int, optional): Patch size, for ``target='pixel'``.
     """
 
     def __init__(self,
@@ -49,6 +56,8 @@ class SiameseDenseHead(CheckedLoadingMixin, BaseModule):
                  loss: dict = dict(type='UniGradLoss', neg_weight=0.02,
                                    mode='dense'),
                  target_norm_eps: float = 1e-5,
+                 target: str = 'feature',
+                 patch_size: Optional[int] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.projector = SIMProjector(in_channels, embed_dims, projector_depth,
@@ -59,6 +68,15 @@ class SiameseDenseHead(CheckedLoadingMixin, BaseModule):
         loss.setdefault('_scope_', 'mmpretrain')
         self.loss_module = MODELS.build(loss)
         self.target_norm_eps = target_norm_eps
+        if target not in ('feature', 'pixel'):
+            raise ValueError(f"target must be 'feature' or 'pixel', got "
+                             f'{target!r}')
+        self.target = target
+        self.patch_size = patch_size
+        if target == 'pixel':
+            if not patch_size:
+                raise ValueError("target='pixel' needs the patch_size")
+            self.pixel_pred = torch.nn.Linear(embed_dims, patch_size**2 * 3)
 
     def project(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, N, C) encoder tokens -> (B, N, D)."""
@@ -75,12 +93,27 @@ class SiameseDenseHead(CheckedLoadingMixin, BaseModule):
             return F.layer_norm(target.float(), target.shape[-1:],
                                 eps=self.target_norm_eps)
 
+    def pixel_target(self, view2: torch.Tensor) -> torch.Tensor:
+        """View 2's patches (B, L, p*p*3), (row, col, channel) order, each
+        standardised by its mean and unbiased variance (+1e-6)."""
+        B, C, H, W = view2.shape
+        p = self.patch_size
+        x = view2.float().reshape(B, C, H // p, p, W // p, p)
+        x = x.permute(0, 2, 4, 3, 5, 1).reshape(B, (H // p) * (W // p), -1)
+        mean = x.mean(dim=-1, keepdim=True)
+        var = x.var(dim=-1, keepdim=True)
+        return (x - mean) / (var + 1.e-6)**.5
+
     def loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """UniGrad between predictions and LayerNorm-ed momentum features.
+        """UniGrad between predictions and LayerNorm-ed momentum features
+        (``target='feature'``), or the pixel MSE (``'pixel'``).
 
         Args:
             pred (Tensor): (B, L, D) predictions of view 2.
             target (Tensor): (B, L, D) momentum projector outputs of view 2
-                (patch tokens only).
+                (patch tokens only), or :meth:`pixel_target` of view 2.
         """
+        if self.target == 'pixel':
+            pixels = self.pixel_pred(pred).float()
+            return ((pixels - target)**2).mean()
         return self.loss_module(pred.float(), self.normalize_target(target))

@@ -18,9 +18,9 @@ class UniGradLoss(nn.Module):
 
     Args:
         neg_weight (float): ``lambda``. Defaults to 0.02 (SIM).
-        mode (str): ``'dense'`` (every token is a row; the SIM reference) or
+        mode (str): ``'dense'`` (every token is a row; the SIM reference),
             ``'global'`` (each image's token average is a row; the paper's
-            global variant). Defaults to 'dense'.
+            global variant) or ``'both'`` (their sum). Defaults to 'dense'.
         loss_weight (float): Multiplier of the loss. Defaults to 1.0.
     """
 
@@ -29,8 +29,9 @@ class UniGradLoss(nn.Module):
                  mode: str = 'dense',
                  loss_weight: float = 1.0) -> None:
         super().__init__()
-        if mode not in ('dense', 'global'):
-            raise ValueError(f"mode must be 'dense' or 'global', got {mode!r}")
+        if mode not in ('dense', 'global', 'both'):
+            raise ValueError("mode must be 'dense', 'global' or 'both', got "
+                             f'{mode!r}')
         self.neg_weight = neg_weight
         self.mode = mode
         self.loss_weight = loss_weight
@@ -53,10 +54,20 @@ class UniGradLoss(nn.Module):
         if pred.shape != target.shape:
             raise ValueError(f'pred {tuple(pred.shape)} and target '
                              f'{tuple(target.shape)} differ in shape')
+        if self.mode == 'both':
+            loss = self.unigrad(pred, target, 'dense') + \
+                self.unigrad(pred, target, 'global')
+        else:
+            loss = self.unigrad(pred, target, self.mode)
+        return self.loss_weight * loss
+
+    def unigrad(self, pred: torch.Tensor, target: torch.Tensor,
+                mode: str) -> torch.Tensor:
+        """``(pos + neg_weight * neg) / D`` of the rows of one form."""
         with torch.autocast(device_type=pred.device.type, enabled=False):
             pred = pred.float()
             target = target.detach().float()
-            if self.mode == 'global':
+            if mode == 'global':
                 if pred.dim() != 3:
                     raise ValueError('the global UniGrad form needs (B, L, D) '
                                      'token maps')
@@ -66,5 +77,4 @@ class UniGradLoss(nn.Module):
             pos = (pred - target).pow(2).sum(dim=-1).mean()
             corr = self.correlation(target)
             neg = ((pred @ corr) * pred).sum(dim=-1).mean()
-            loss = (pos + self.neg_weight * neg) / pred.shape[-1]
-        return self.loss_weight * loss
+            return (pos + self.neg_weight * neg) / pred.shape[-1]

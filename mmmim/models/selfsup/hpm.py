@@ -90,6 +90,11 @@ class HPMPretrainer(MIMSelfSupervisor):
             hog_cfg.setdefault('patch_size',
                                self.backbone.patch_embed.projection.stride[0])
             self.hog = MODELS.build(dict(type='PatchHOGGenerator', **hog_cfg))
+        if target == 'teacher' and \
+                self.target_generator.predictor == 'student':
+            raise ValueError("target='teacher' needs the EMA teacher's "
+                             "predictions (target_generator.predictor="
+                             "'teacher')")
         self.target_generator.init_teacher(self.student_parts())
 
     def student_parts(self) -> Dict[str, nn.Module]:
@@ -135,8 +140,16 @@ class HPMPretrainer(MIMSelfSupervisor):
         if masks_from_data_samples(data_samples) is not None:
             return super().get_mask(inputs, data_samples)
         if teacher_scores is None:
-            teacher_scores, _ = self.target_generator(inputs)
+            teacher_scores, _ = self.rank_patches(inputs)
         return self.target_generator.generate_mask(teacher_scores)
+
+    def rank_patches(self, inputs: torch.Tensor):
+        """Predicted losses (B, L) of the full image, and the encoder's
+        patch tokens, from the teacher (reference) or, with
+        ``target_generator.predictor='student'``, from the student."""
+        if self.target_generator.predictor == 'student':
+            return self.target_generator(inputs, self.student_parts())
+        return self.target_generator(inputs)
 
     def predict(self, inputs: torch.Tensor, mask: torch.Tensor):
         """Student outputs under ``mask``: reconstruction (B, L, D) and
@@ -167,7 +180,7 @@ class HPMPretrainer(MIMSelfSupervisor):
         explicit = masks_from_data_samples(data_samples) is not None
         teacher_scores = teacher_feats = None
         if not explicit or self.target == 'teacher':
-            teacher_scores, teacher_feats = self.target_generator(inputs)
+            teacher_scores, teacher_feats = self.rank_patches(inputs)
         mask = self.get_mask(inputs, data_samples, teacher_scores)
 
         pred, pred_losses = self.predict(inputs, mask)

@@ -27,11 +27,32 @@ class iTPNPretrainer(MIMSelfSupervisor):
     visible patches, the decoder fuses them and predicts pixels, and the head
     computes the masked normalised-pixel MSE.
 
+    The paper's ablations (the reference is the default):
+
+    - ``neck=None``: no pyramid in pre-training; the decoder reads the main
+      stage only (``iTPNPixelDecoder(num_levels=1, fpn_dim=<backbone
+      width>)``): a HiViT MAE.
+    - ``mfm_head`` + ``target_generator``: multi-stage supervision, the
+      paper's masked feature modeling added to the pixel loss: every
+      pyramid level regresses the EMA teacher's feature of the same stride
+      on the masked patches (``iTPNMFMHead``, ``iTPNEMATeacher``), logged as
+      ``loss_mfm``. The levels must then cover every patch, so the backbone
+      hides the masked ones with a mask token at the stem
+      (``mask_mode='stem_token'``) instead of dropping them; the decoder
+      gets every position and adds no mask token (run the pixel-only model
+      with ``'stem_token'`` too to separate the two changes).
+
     Args:
-        backbone (dict): ``iTPNBackbone`` config (``mask_mode='drop'``).
-        neck (dict): ``iTPNPyramidNeck`` config (``out_mode='tokens'``).
+        backbone (dict): ``iTPNBackbone`` config (``mask_mode='drop'`` or
+            ``'stem_token'``).
+        neck (dict, optional): ``iTPNPyramidNeck`` config
+            (``out_mode='tokens'``); None = no pyramid.
         decoder (dict): ``iTPNPixelDecoder`` config.
         head (dict): ``iTPNPixelHead`` config.
+        mfm_head (dict, optional): ``iTPNMFMHead`` config.
+        target_generator (dict, optional): ``iTPNEMATeacher`` config (with
+            ``mfm_head``).
+        mfm_weight (float): Weight of ``loss_mfm``.
         mask_ratio (float): Ratio of masked patches without a pipeline mask.
         data_preprocessor (dict, optional): Data preprocessor config.
         init_cfg (dict, optional): Initialisation config.
@@ -39,19 +60,34 @@ class iTPNPretrainer(MIMSelfSupervisor):
 
     def __init__(self,
                  backbone: dict,
-                 neck: dict,
+                 neck: Optional[dict],
                  decoder: dict,
                  head: dict,
+                 mfm_head: Optional[dict] = None,
+                 target_generator: Optional[dict] = None,
+                 mfm_weight: float = 1.0,
                  mask_ratio: float = 0.75,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None,
                  **kwargs):
         super().__init__(backbone=backbone, neck=neck, head=head,
+                         target_generator=target_generator,
                          data_preprocessor=data_preprocessor,
                          init_cfg=init_cfg, mask_ratio=mask_ratio, **kwargs)
         self.decoder = MODELS.build(decoder)
+        self.mfm_head = None if mfm_head is None else MODELS.build(mfm_head)
+        self.mfm_weight = mfm_weight
+        if self.mfm_head is not None:
+            if target_generator is None or not self.with_neck:
+                raise ValueError('multi-stage supervision (mfm_head) needs the '
+                                 'pyramid neck and an iTPNEMATeacher '
+                                 'target_generator')
+            if self.backbone.mask_mode != 'stem_token':
+                raise ValueError("mfm_head needs every patch in the pyramid: "
+                                 "use backbone mask_mode='stem_token'")
+            self.target_generator.setup(self.backbone)
 
-    compile_modules = ('backbone', 'neck', 'decoder', 'head')
+    compile_modules = ('backbone', 'neck', 'decoder', 'head', 'mfm_head')
 
     def get_mask(self, img: torch.Tensor, data_samples) -> torch.Tensor:
         """(B, L) bool mask: the pipeline's if given, else random."""
@@ -70,12 +106,25 @@ class iTPNPretrainer(MIMSelfSupervisor):
         """NCHW maps of the unmasked backbone."""
         return self.backbone(_image(inputs))
 
+    def pyramid(self, img: torch.Tensor, mask: torch.Tensor):
+        """Pyramid levels ``(l16, l8, l4)`` (or the main stage alone without
+        the neck) of the visible patches, or of all with a stem mask
+        token."""
+        feats = self.backbone(img, mask)
+        return self.neck(feats) if self.with_neck else (feats[2], )
+
+    def decode(self, levels, mask: torch.Tensor) -> torch.Tensor:
+        """Decoder output (B, L, p*p*C)."""
+        if self.backbone.mask_mode == 'drop':
+            _, ids_restore, _ = visible_first_order(mask)
+        else:  # every position is already there, in raster order
+            ids_restore = torch.arange(
+                mask.shape[1], device=mask.device).expand(mask.shape[0], -1)
+        return self.decoder(levels, ids_restore)
+
     def predict_pixels(self, img: torch.Tensor, mask: torch.Tensor):
         """Decoder output (B, L, p*p*C) for an image and a patch mask."""
-        feats = self.backbone(img, mask)
-        levels = self.neck(feats)
-        _, ids_restore, _ = visible_first_order(mask)
-        return self.decoder(levels, ids_restore)
+        return self.decode(self.pyramid(img, mask), mask)
 
     def reconstruct(self, inputs: torch.Tensor,
                     mask: torch.Tensor) -> torch.Tensor:
@@ -88,8 +137,16 @@ class iTPNPretrainer(MIMSelfSupervisor):
         """Masked normalised-pixel loss, ``dict(loss=...)``."""
         img = _image(inputs)
         mask = self.get_mask(img, data_samples)
-        pred = self.predict_pixels(img, mask)
-        return dict(loss=self.head.loss(pred, img, mask))
+        levels = self.pyramid(img, mask)
+        pred = self.decode(levels, mask)
+        losses = dict(loss=self.head.loss(pred, img, mask))
+        if self.mfm_head is not None:
+            if self.training:
+                self.target_generator.update(self.backbone)
+            targets = self.target_generator(img)  # (t4, t8, t16)
+            losses['loss_mfm'] = self.mfm_weight * self.mfm_head.loss(
+                levels, targets[::-1], mask)
+        return losses
 
 
 @MODELS.register_module()

@@ -12,6 +12,8 @@ def patches_to_image(head, pred: torch.Tensor,
     """Predicted patches (B, L, p*p*C) of an ``MAEPretrainHead``-style head
     as an image (B, C, H, W); with ``norm_pix`` each patch is de-normalised
     with the true patch's mean and (unbiased) variance."""
+    if hasattr(head, 'to_image'):  # MIMTargetHead
+        return head.to_image(pred, inputs)
     if head.norm_pix:
         target = head.patchify(inputs)
         mean = target.mean(dim=-1, keepdim=True)
@@ -36,11 +38,16 @@ def check_decoder_fits(model) -> None:
     if head_patch != patch:
         problems.append(f'head patch_size={head_patch} but the backbone '
                         f'patch_size is {patch}')
-    in_chans = getattr(model.head, 'in_channels', 3)
-    if neck.decoder_pred.out_features != patch * patch * in_chans:
+    if hasattr(model.head, 'values_per_patch'):  # MIMTargetHead
+        need = model.head.values_per_patch
+        what = f'its {type(model.head.target).__name__} needs {need}'
+    else:
+        in_chans = getattr(model.head, 'in_channels', 3)
+        need = patch * patch * in_chans
+        what = f'pixels need {patch}*{patch}*{in_chans}={need}'
+    if neck.decoder_pred.out_features != need:
         problems.append(f'decoder predicts {neck.decoder_pred.out_features} '
-                        f'values per patch, pixels need {patch}*{patch}*'
-                        f'{in_chans}={patch * patch * in_chans}')
+                        f'values per patch, {what}')
     if problems:
         raise ValueError(f'{type(model).__name__}: ' + '; '.join(problems))
 
@@ -49,10 +56,17 @@ def check_decoder_fits(model) -> None:
 class MAEPretrainer(MIMSelfSupervisor):
     """Masked autoencoder pre-training.
 
-    Composes a ``MaskedViT`` backbone (``mask_mode='drop'``), an
-    ``MAEDecoder`` neck and mmpretrain's ``MAEPretrainHead`` (masked per-patch
-    MSE, ``norm_pix`` with unbiased variance). The mask comes from the
-    pipeline when present (see :class:`MIMSelfSupervisor`).
+    Composes a ``MaskedViT`` backbone, an ``MAEDecoder`` neck and
+    mmpretrain's ``MAEPretrainHead`` (masked per-patch MSE, ``norm_pix`` with
+    unbiased variance; the reference) or a ``MIMTargetHead`` (other targets:
+    PCA coefficients, dVAE tokens, colours; loss on all patches). The mask
+    comes from the pipeline when present (see :class:`MIMSelfSupervisor`).
+
+    With ``mask_mode='drop'`` (MAE) the encoder sees the visible patches
+    only and the decoder appends its mask tokens; with ``'replace'`` (the
+    paper's "encoder w/ [M]" ablation) the encoder substitutes its mask
+    token for the masked patches and encodes all of them, and the decoder
+    receives every position (it adds no mask token).
     """
 
     def __init__(self, *args, **kwargs):
@@ -62,7 +76,13 @@ class MAEPretrainer(MIMSelfSupervisor):
     def predict_patches(self, inputs: torch.Tensor,
                         mask: torch.Tensor) -> torch.Tensor:
         """Decoder output for every patch, (B, L, p*p*C), in target space."""
-        latent, ids_restore = self.backbone(inputs, mask)
+        out = self.backbone(inputs, mask)
+        if isinstance(out, tuple):
+            latent, ids_restore = out
+        else:  # mask tokens in the encoder: every position, raster order
+            latent = out
+            ids_restore = torch.arange(
+                mask.shape[1], device=out.device).expand(out.shape[0], -1)
         return self.neck(latent, ids_restore)
 
     def reconstruct(self, inputs: torch.Tensor,

@@ -77,7 +77,8 @@ class SIMPretrainer(MIMSelfSupervisor):
 
     Args:
         backbone (dict): ``MaskedViT`` config.
-        head (dict): ``SiameseDenseHead`` config.
+        head (dict): ``SiameseDenseHead`` config (its ``target='pixel'``
+            predicts view 2's pixels instead of the momentum features).
         base_momentum (float): ``m0``. Defaults to 0.995.
         momentum_once_per_window (bool): See above. Defaults to True.
         mask_ratio (float): Ratio of the random fallback mask used when the
@@ -198,10 +199,13 @@ class SIMPretrainer(MIMSelfSupervisor):
         mask = self.get_mask(x1, data_samples)
         geometry = self.get_geometry(data_samples, x1.device)
         pred = self.predict_view2(x1, mask, geometry)
-        # the EMA step comes before the target pass, as in the reference
-        if self._update_momentum:
-            self.momentum_update()
-        target = self.target_view2(x2)
+        if self.head.target == 'pixel':  # ablation: no momentum branch used
+            target = self.head.pixel_target(x2)
+        else:
+            # the EMA step comes before the target pass, as in the reference
+            if self._update_momentum:
+                self.momentum_update()
+            target = self.target_view2(x2)
         loss = self.head.loss(pred, target)
         return dict(loss=loss,
                     momentum=torch.tensor(self.momentum, device=x1.device))

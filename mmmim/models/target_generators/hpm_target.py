@@ -96,6 +96,10 @@ class HPMTarget(CheckedLoadingMixin, BaseModule):
         final_momentum (float): tau after the warm-up. Defaults to 0.9999.
         momentum_warmup (float): Length of the linear tau ramp, in epochs (or
             iterations with ``by_iter``). Defaults to 100.
+        predictor (str): Whose loss predictor ranks the patches: ``'teacher'``
+            (the EMA model, the reference) or ``'student'`` (the model being
+            trained, run without gradient on the full image; the paper's
+            ablation).
         init_cfg (dict, optional): mmengine init config.
     """
 
@@ -107,6 +111,7 @@ class HPMTarget(CheckedLoadingMixin, BaseModule):
                  base_momentum: float = 0.999,
                  final_momentum: float = 0.9999,
                  momentum_warmup: float = 100,
+                 predictor: str = 'teacher',
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if not 0 < mask_ratio < 1:
@@ -118,6 +123,10 @@ class HPMTarget(CheckedLoadingMixin, BaseModule):
         self.base_momentum = base_momentum
         self.final_momentum = final_momentum
         self.momentum_warmup = momentum_warmup
+        if predictor not in ('teacher', 'student'):
+            raise ValueError("predictor must be 'teacher' or 'student', got "
+                             f'{predictor!r}')
+        self.predictor = predictor
         self.teacher = nn.ModuleDict()
         self._warned_no_runner = False
 
@@ -207,23 +216,26 @@ class HPMTarget(CheckedLoadingMixin, BaseModule):
 
     # ------------------------------------------------------------ forward
     @torch.no_grad()
-    def forward(self, inputs: torch.Tensor
+    def forward(self, inputs: torch.Tensor,
+                parts: Optional[Dict[str, nn.Module]] = None
                 ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Run the teacher on the fully visible image.
+        """Run the teacher (or the given ``parts``: the student's, for
+        ``predictor='student'``) on the fully visible image.
 
         Returns:
-            tuple: predicted losses (B, L) and the teacher encoder's patch
-            tokens (B, L, C) (the feature target option).
+            tuple: predicted losses (B, L) and the encoder's patch tokens
+            (B, L, C) (the feature target option).
         """
-        if 'backbone' not in self.teacher:
+        parts = self.teacher if parts is None else parts
+        if 'backbone' not in parts:
             raise RuntimeError('HPMTarget.init_teacher() was never called')
-        backbone = self.teacher['backbone']
+        backbone = parts['backbone']
         h, w = backbone.patch_resolution
         visible = torch.zeros(inputs.shape[0], h * w, dtype=torch.bool,
                               device=inputs.device)
         latent, ids_restore = backbone(inputs, visible)
-        tokens = self.teacher['neck'].embed_tokens(latent, ids_restore)
-        scores = self.teacher['loss_predictor'](tokens)
+        tokens = parts['neck'].embed_tokens(latent, ids_restore)
+        scores = parts['loss_predictor'](tokens)
         return scores, latent[:, 1:]
 
     @torch.no_grad()
