@@ -34,7 +34,13 @@ Grid files (``configs/ablations/*.py``, plain mmengine config syntax)::
             'model.mask_ratio': 0.75,
             'pipeline:RandomMaskGenerator.mask_ratio': 0.75}),
     ]
+    # optional: files some points need (a PCA basis, a palette), made once
+    prepare = [dict(creates='work_dirs/ablations/_data/pca.npz',
+                    command=['tools/analysis/fit_mim_targets.py', 'pca',
+                             'configs/demo/mae_fashion-mnist.py', '--out',
+                             'work_dirs/ablations/_data/pca.npz'])]
 
+A point may name its own ``base`` config (e.g. MAE next to HPM).
 Options are mmengine ``--cfg-options`` keys (dotted, list indices allowed,
 dict values merged, ``_delete_=True`` replaces). ``pipeline:TYPE.key``
 sets ``key`` of the first transform of that type in the training pipeline
@@ -135,7 +141,7 @@ def apply_options(cfg, options: Dict) -> None:
 def point_config(grid: dict, point: dict, work_dir: str, num_workers: int):
     """The point's full config (base + common + options + run settings)."""
     from mmengine.config import Config
-    base = grid['base']
+    base = point.get('base', grid['base'])
     cfg = Config.fromfile(base if osp.isabs(base) else osp.join(ROOT, base))
     apply_options(cfg, grid['common'])
     apply_options(cfg, point.get('options', {}))
@@ -402,6 +408,19 @@ def default_jobs(threads: int) -> int:
     return max(1, cores // max(1, threads))
 
 
+def prepare(grid: dict, env: dict) -> None:
+    """Run the grid's ``prepare`` commands whose output is missing."""
+    for step in grid.get('prepare') or []:
+        creates = osp.join(ROOT, step['creates'])
+        if osp.isfile(creates):
+            continue
+        cmd = [sys.executable] + list(step['command'])
+        print('prepare: ' + ' '.join(step['command']), flush=True)
+        subprocess.run(cmd, check=True, env=env, cwd=ROOT)
+        if not osp.isfile(creates):
+            raise RuntimeError(f'{step["command"]} did not create {creates}')
+
+
 def run_grid(args, grid: dict, out_dir: str) -> List[dict]:
     todo = [p for p in grid['points']
             if (not args.only or p['name'] in args.only)
@@ -414,6 +433,8 @@ def run_grid(args, grid: dict, out_dir: str) -> List[dict]:
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads),
                MKL_NUM_THREADS=str(args.threads),
                PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    if todo:
+        prepare(grid, env)
     running: Dict[str, subprocess.Popen] = {}
     failed = []
     start = time.time()
