@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from mmpretrain.registry import MODELS
+from tests.conftest import requires_fashion_mnist
 
 from mmmim.models.heads.mim_target_head import (mask_to_target_grid,
                                                 patch_tokens_to_map)
@@ -261,3 +262,32 @@ def test_head_cross_entropy_per_channel_bins():
                                (ce * m).sum() / m.sum())
     with pytest.raises(ValueError, match='do not fit the target'):
         head.loss(torch.randn(2, 3, 8, 8), img, mask)
+
+
+@requires_fashion_mnist
+def test_fit_tool_writes_files_the_targets_read(tmp_path):
+    import importlib.util
+    import os.path as osp
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location(
+        'fit_mim_targets', osp.join(root, 'tools/analysis/fit_mim_targets.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    config = osp.join(root, 'configs/demo/mae_fashion-mnist.py')
+    pca = str(tmp_path / 'pca.npz')
+    _, comps, var = tool.main(['pca', config, '--out', pca, '--num-images',
+                               '32', '--patch-size', '4'])
+    assert comps.shape == (48, 48) and (var[:-1] >= var[1:]).all()
+    t = build(dict(type='PatchPCATarget', basis=pca, patch_size=4,
+                   num_components=8))
+    assert t(torch.randn(1, 3, 32, 32)).shape == (1, 8, 8, 8)
+    palette = str(tmp_path / 'palette.npz')
+    out = tool.main(['palette', config, '--out', palette, '--num-images',
+                     '32', '--num-colours', '16', '--iters', '3'])
+    assert out.shape == (16, 3) and out.min() >= 0 and out.max() <= 255
+    # grey images: every palette colour is grey
+    assert torch.allclose(out[:, 0], out[:, 1]) and \
+        torch.allclose(out[:, 1], out[:, 2])
+    t = build(dict(type='ColorPaletteTarget', palette=palette,
+                   mean=[72.94] * 3, std=[90.02] * 3))
+    assert t.num_classes == 16
