@@ -120,18 +120,17 @@ class FinetuneSwinTransformer(SwinTransformer):
             return super().init_weights()
         # adapt the checkpoint first, then load it through mmmim's checked
         # loader (every missing / unexpected key is reported)
-        from mmengine.runner.checkpoint import CheckpointLoader
-
+        from mmmim.utils.checkpoint import (load_checkpoint_file,
+                                            unwrap_state_dict)
         from ..utils.checkpoint_loading import load_pretrained_checked
-        checkpoint = CheckpointLoader.load_checkpoint(
-            init_cfg['checkpoint'], map_location='cpu', logger='current')
-        state = checkpoint.get('state_dict', checkpoint.get('model',
-                                                            checkpoint))
-        state = {k[7:] if k.startswith('module.') else k: v
-                 for k, v in state.items()}
+        state = unwrap_state_dict(load_checkpoint_file(
+            init_cfg['checkpoint'], init_cfg.get('map_location', 'cpu')))
         prefix = init_cfg.get('prefix') or ''
         state = {k[len(prefix):]: v for k, v in state.items()
                  if k.startswith(prefix)}
+        if not state:
+            raise KeyError(f'FinetuneSwinTransformer: no key of '
+                           f"{init_cfg['checkpoint']} starts with {prefix!r}")
         self.init_cfg = None
         try:
             super().init_weights()  # the random init of what is not loaded

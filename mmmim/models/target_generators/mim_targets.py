@@ -368,9 +368,11 @@ class DVAETokenTarget(MIMTarget):
         tokenizer = dict(tokenizer)
         tokenizer.setdefault('_scope_', 'mmpretrain')
         self.tokenizer = MODELS.build(tokenizer)
-        from mmengine.runner import load_checkpoint
-        load_checkpoint(self.tokenizer, checkpoint, map_location='cpu',
-                        strict=True, logger='silent')
+        from mmmim.utils.checkpoint import (load_checkpoint_file,
+                                            unwrap_state_dict)
+        # strict: every tokenizer weight must come from the file
+        self.tokenizer.load_state_dict(
+            unwrap_state_dict(load_checkpoint_file(checkpoint)))
         self.tokenizer.requires_grad_(False)
         self.tokenizer.eval()
         self.checkpoint = checkpoint
