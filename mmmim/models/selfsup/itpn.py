@@ -218,6 +218,8 @@ class iTPNCLIPPretrainer(iTPNPretrainer):
         ours = (teacher.input_mean.flatten() * 255.,
                 teacher.input_std.flatten() * 255.)
         theirs = (dp.mean.flatten().float(), dp.std.flatten().float())
+        if any(t.is_meta for t in ours + theirs):
+            return  # built on the meta device for shapes only: no values
         if not all(torch.allclose(a.cpu(), b.cpu(), atol=1e-3)
                    for a, b in zip(ours, theirs)):
             raise ValueError(
