@@ -288,3 +288,26 @@ def test_drop_mode_with_rel_pos_bias_gathers_the_visible_bias():
     sub = bb._rel_bias(blk, (4, 4), keep)
     torch.testing.assert_close(sub[0], full[:, [0, 5, 15]][:, :, [0, 5, 15]])
     torch.testing.assert_close(sub[1], full[:, [1, 2, 3]][:, :, [1, 2, 3]])
+
+
+@pytest.mark.parametrize('reference_init', [True, False])
+def test_reference_initialisation(reference_init):
+    # the reference leaves the patch conv at PyTorch's default
+    # (kaiming-uniform, bound 1 / sqrt(fan_in)) and the bias tables at zero
+    model = MODELS.build(dict(type='iTPNBackbone', arch=TINY_ARCH,
+                              img_size=32, patch_size=8,
+                              use_rel_pos_bias=True,
+                              reference_init=reference_init))
+    w = model.patch_embed.proj.weight.detach()
+    fan_in = w[0].numel()
+    default_bound = fan_in**-.5
+    xavier_bound = (6 / (fan_in + w.shape[0]))**.5
+    table = model.main_blocks[0].attn.relative_position_bias_table
+    if reference_init:
+        assert w.abs().max() <= default_bound
+        assert w.abs().max() > 0.9 * default_bound
+        assert not table.any()
+    else:
+        assert w.abs().max() > default_bound
+        assert w.abs().max() <= xavier_bound
+        assert table.std() > 0.01

@@ -180,6 +180,12 @@ class iTPNBackbone(CheckedLoadingMixin, BaseModule):
         frozen_stages (int): -1 freezes nothing; 0 the patch embedding; k >= 1
             also stages 1..k (stage 2 includes the position table, since it
             is added after stage 2; stage 3 is the main stage).
+        reference_init (bool): Initialise as the reference code does
+            (default): the patch-embedding conv keeps PyTorch's default
+            initialisation and the relative position bias tables start at
+            zero (the reference never re-initialises either). False: the
+            patch conv xavier-uniform as a Linear layer (MAE-style) and the
+            bias tables trunc-normal(0.02).
         rescale_init (bool): Divide each block's output projections by
             sqrt(2 * layer id) (BEiT-style init of the reference CLIP code).
         init_cfg (dict, optional): Initialisation config, e.g.
@@ -219,6 +225,7 @@ class iTPNBackbone(CheckedLoadingMixin, BaseModule):
                  mask_mode: str = 'drop',
                  out_indices: Sequence[int] = (0, 1, 2),
                  frozen_stages: int = -1,
+                 reference_init: bool = True,
                  rescale_init: bool = False,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
@@ -327,6 +334,7 @@ class iTPNBackbone(CheckedLoadingMixin, BaseModule):
             self.stem_mask_token = nn.Parameter(
                 torch.zeros(1, 1, 1, 1, self.stage_dims[0]))
 
+        self.reference_init = reference_init
         self._init_params(rescale_init)
         self._freeze_stages()
 
@@ -340,7 +348,9 @@ class iTPNBackbone(CheckedLoadingMixin, BaseModule):
         return self.blocks[:-self.num_main_blocks]
 
     def _init_params(self, rescale_init: bool) -> None:
-        """Reference initialisation (MAE-style), done at construction."""
+        """Initialisation, done at construction: trunc-normal(0.02) Linear
+        layers, LayerNorm (1, 0), tables and tokens as documented in the
+        class (``reference_init``)."""
 
         def _init(m):
             if isinstance(m, nn.Linear):
@@ -352,8 +362,10 @@ class iTPNBackbone(CheckedLoadingMixin, BaseModule):
                 nn.init.constant_(m.weight, 1.0)
 
         self.apply(_init)
-        w = self.patch_embed.proj.weight.data
-        nn.init.xavier_uniform_(w.view([w.shape[0], -1]))
+        if not self.reference_init:
+            # MAE-style: the patch conv initialised like a Linear layer
+            w = self.patch_embed.proj.weight.data
+            nn.init.xavier_uniform_(w.view([w.shape[0], -1]))
         if self.pos_embed is not None:
             if self.pos_embed_init == 'sincos':
                 self.pos_embed.data.copy_(
@@ -361,7 +373,7 @@ class iTPNBackbone(CheckedLoadingMixin, BaseModule):
                                         self.embed_dims, layout='xy'))
             else:
                 trunc_normal_(self.pos_embed, std=.02)
-        if self.use_rel_pos_bias:
+        if self.use_rel_pos_bias and not self.reference_init:
             for blk in self.main_blocks:
                 trunc_normal_(blk.attn.relative_position_bias_table, std=.02)
         for name in ('mask_token', 'stem_mask_token'):

@@ -70,6 +70,9 @@ class iTPNCLIPHead(CheckedLoadingMixin, BaseModule):
         aux_norm_cfg (dict): Norm layers inside the aux blocks. The reference
             builds ``cls_pt_layers`` without its ``norm_layer``, so they get
             ``nn.LayerNorm``'s eps 1e-5 (reproduced by default).
+        reference_init (bool): Start the aux blocks' relative position bias
+            tables at zero, as the reference (default); False:
+            trunc-normal(0.02).
     """
 
     def __init__(self,
@@ -85,6 +88,7 @@ class iTPNCLIPHead(CheckedLoadingMixin, BaseModule):
                  layer_scale_init_value: float = 0.1,
                  norm_cfg: dict = dict(type='LN', eps=1e-6),
                  aux_norm_cfg: dict = dict(type='LN', eps=1e-5),
+                 reference_init: bool = True,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         from ..backbones.itpn_hivit import iTPNBlock, relative_position_index
@@ -113,7 +117,7 @@ class iTPNCLIPHead(CheckedLoadingMixin, BaseModule):
         self.norm_cls = nn.LayerNorm(embed_dim, eps=eps)
         self.lm_cls_head = nn.Linear(embed_dim, target_dim)
         self.apply(_init_linear_ln)
-        if use_rel_pos_bias:
+        if use_rel_pos_bias and not reference_init:
             for blk in self.cls_pt_layers:
                 nn.init.trunc_normal_(blk.attn.relative_position_bias_table,
                                       std=.02)
