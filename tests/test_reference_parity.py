@@ -30,8 +30,8 @@ def load_fixture(name):
 
 
 def as_float32(state):
-    """Fixture state dicts store trainable tensors as float16 (their values
-    are float16-exact; the reference ran in float32 with them)."""
+    """Fixtures store float16-exact tensors (perturbed parameters, rounded
+    inputs) as float16; the reference ran in float32 with these values."""
     return {k: v.float() if torch.is_tensor(v) and v.is_floating_point()
             else v for k, v in state.items()}
 
@@ -309,7 +309,8 @@ def sim_samples(fx):
         s.set_field(inputs['mask'][i].reshape(4, 4), 'mask')
         s.set_field(inputs['crop_boxes'][i], 'crop_boxes')
         s.set_field(inputs['flips'][i], 'flips')
-        s.set_field(fx['meta']['img_width'], 'img_width', field_type='metainfo')
+        s.set_field(fx['meta']['img_width'], 'img_width',
+                    field_type='metainfo')
         samples.append(s)
     return samples
 

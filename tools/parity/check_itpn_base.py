@@ -6,7 +6,8 @@
         --refs /work/refs --timm-0.3.2 /work/refenv/timm032 \\
         --check-base itpn_pixel --out work_dirs/parity_base
     # 2. here (mmmim's environment):
-    python tools/parity/check_itpn_base.py work_dirs/parity_base/itpn_pixel_base.pt
+    python tools/parity/check_itpn_base.py \\
+        work_dirs/parity_base/itpn_pixel_base.pt
 
 Converts the reference state dict with ``tools/model_converters/
 itpn_to_mmmim.py`` against ``configs/itpn/itpn-base_pixel_800e.py``, runs the
@@ -101,7 +102,8 @@ def main(argv=None):
         err = rel_err(a, b)
         worst = max(worst, err)
         print(f'  {name:32s} max|diff|/max|ref| = {err:.2e}')
-    print(f'  loss: mmmim {loss.item():.8f}, reference {ref["loss"].item():.8f}')
+    print(f'  loss: mmmim {loss.item():.8f}, '
+          f'reference {ref["loss"].item():.8f}')
     if worst > args.tol:
         sys.exit(f'FAIL: {worst:.2e} > {args.tol:.0e}')
     print(f'OK: all within {args.tol:.0e}')

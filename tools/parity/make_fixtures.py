@@ -14,14 +14,15 @@ OpenGVLab/Siamese-Image-Modeling (``Siamese-Image-Modeling``) and
 sunsmarterjie/iTPN (``iTPN``). Their code is imported from there, never
 copied. Each case builds a small variant of a reference model with a fixed
 seed, perturbs its parameters (so that no zero bias or unit LayerNorm hides a
-difference), runs it in eval mode on fixed inputs and masks and writes
+difference), runs it (eval mode; SIM in train mode, its BatchNorm on batch
+statistics as in training) on fixed inputs and masks and writes
 ``<out>/<case>.pt``: ``meta`` (reference repository, commit, builder and its
 arguments), ``state_dict`` (reference names), ``inputs``, ``outputs`` (final
 outputs and a few intermediate tensors). ``tests/test_reference_parity.py``
 converts the state dicts with mmmim's converters and compares.
 
 ``--check-base itpn_pixel --out DIR`` writes the same case at base size
-(random init; about 450 MB) for ``tools/parity/check_itpn_base.py``.
+(random init; about 220 MB) for ``tools/parity/check_itpn_base.py``.
 
 Each case runs in a child process whose ``sys.path`` holds the reference
 repository and the timm version it was written for (0.3.2; 0.6.12 for SIM,
@@ -31,7 +32,6 @@ which does not import on Python 3.11, so 0.6.13);
 import argparse
 import collections.abc
 import contextlib
-import importlib
 import math
 import os
 import os.path as osp
@@ -140,7 +140,8 @@ def masking_noise(mask):
 
 
 def mask_with_counts(num_images, num_patches, num_masked, seed):
-    """(B, L) bool masks, ``num_masked[i]`` random patches hidden in image i."""
+    """(B, L) bool masks with ``num_masked[i]`` random patches of image i
+    hidden."""
     g = torch.Generator().manual_seed(seed)
     mask = torch.zeros(num_images, num_patches, dtype=torch.bool)
     for i, n in enumerate(num_masked):

@@ -136,8 +136,8 @@ class iTPNBackbone(CheckedLoadingMixin, BaseModule):
       order; with ``'token'`` (the reference CLIP/MFM variant) ``mask_token``
       replaces the masked stride-16 tokens after the stem (the stem sees the
       whole image, a reference quirk); with ``'stem_token'``
-      ``stem_mask_token``      replaces the masked patches' stride-4 tokens before stage 1, so no stage
-      sees them. N = L for both token modes.
+      ``stem_mask_token`` replaces the masked patches' stride-4 tokens before
+      stage 1, so no stage sees them. N = L for both token modes.
 
     Args:
         arch (str | dict): 'tiny', 'small', 'base', 'large' or a dict with
