@@ -43,16 +43,19 @@ def test_registered_in_all_three_libraries():
             MIMLayerDecayOptimWrapperConstructor
 
 
-def _check_vit(groups, depth, prefix='backbone.', wd=0.05, base_lr=1e-3):
+def _check_vit(groups, depth, prefix='backbone.', wd=0.05, base_lr=1e-3,
+               bias_wd=0., token_wd=0.):
+    """ViT layer ids and decay; ``bias_wd`` / ``token_wd``: the weight decay
+    the rule gives biases / the cls token (0 for MAE's rule)."""
     top = depth + 1
     expect = {
         'patch_embed.projection.weight': (0, wd),
-        'patch_embed.projection.bias': (0, 0.),
-        'cls_token': (0, 0.),
+        'patch_embed.projection.bias': (0, bias_wd),
+        'cls_token': (0, token_wd),
         'layers.0.attn.qkv.weight': (1, wd),
         'layers.0.ln1.weight': (1, 0.),
         f'layers.{depth - 1}.ffn.layers.1.weight': (depth, wd),
-        f'layers.{depth - 1}.ffn.layers.1.bias': (depth, 0.),
+        f'layers.{depth - 1}.ffn.layers.1.bias': (depth, bias_wd),
     }
     for name, (layer_id, decay) in expect.items():
         scale, got_wd, lr, got_id = groups[prefix + name]
@@ -127,9 +130,13 @@ def test_vit_mask_rcnn_mmdet():
     d, D = D, cfg.optim_wrapper.paramwise_cfg.layer_decay_rate  # 0.7
     try:
         groups = _groups(ow)
-        _check_vit(groups, depth=2, wd=0.1, base_lr=1e-4)
+        # ViTDet's (detectron2's) rule: norms and pos_embed not decayed,
+        # biases and the cls token decayed
+        _check_vit(groups, depth=2, wd=0.1, base_lr=1e-4 * 16 / 64,
+                   bias_wd=0.1, token_wd=0.1)
     finally:
         D = d
+    assert groups['backbone.pos_embed'][1] == 0.
     assert groups['neck.stages.0.0.weight'][:2] == (1.0, 0.1)
     assert any(k.startswith('rpn_head.') for k in groups)  # all at 1.0
 
@@ -149,7 +156,11 @@ def test_vit_upernet_mmseg():
         model = SEG.build(cfg.model)
         cfg.optim_wrapper.type = 'OptimWrapper'
         groups = _groups(build_optim_wrapper(model, cfg.optim_wrapper))
-    _check_vit(groups, depth=2, base_lr=1e-4)
+    # mmseg's rule: 1-D params and biases only; the cls token and position
+    # table are decayed
+    _check_vit(groups, depth=2, base_lr=1e-4, token_wd=0.05)
+    assert groups['backbone.pos_embed'][1] == 0.05
+    assert groups['backbone.layers.1.ffn.gamma2.weight'][:2] == (D, 0.)
     assert groups['decode_head.conv_seg.weight'][0] == 1.0
 
 
@@ -231,19 +242,49 @@ def test_itpn_finetune_config_rescaling_on_meta():
     assert groups['head.fc.weight'][0] == 1.0
 
 
-@pytest.mark.parametrize('cfg_file,scope', [
-    ('mask_rcnn/itpn_hivit-base-p16_pyramid_mask-rcnn_1x_coco.py', 'mmdet'),
-    ('upernet/itpn_hivit-base-p16_upernet_160k_ade20k-512x512.py', 'mmseg'),
+def test_flat_rule_over_the_block_list():
+    # blocks: [mlp, merge, mlp, merge, attn, attn] -> ids 1..6 over the flat
+    # list (merges counted); with num_layers=4 the ids past 5 get scales > 1
+    model = _Wrapper(_hivit(arch=HIVIT_TINY, img_size=64))
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        groups = _groups(build_optim_wrapper(model, _optim_cfg(
+            layer_id_rule='flat', num_layers=4,
+            first_layer_names=('patch_embed', ))))
+    ids = {'patch_embed.proj.weight': 0, 'blocks.0.mlp.fc1.weight': 1,
+           'blocks.1.reduction.weight': 2, 'blocks.3.reduction.weight': 4,
+           'blocks.5.attn.qkv.weight': 6, 'pos_embed': 5}
+    for name, layer_id in ids.items():
+        scale, _, _, got = groups['backbone.' + name]
+        assert got == layer_id, name
+        assert scale == pytest.approx(D**(5 - layer_id)), name
+    assert groups['backbone.blocks.5.attn.qkv.weight'][0] > 1
+    assert groups['head.weight'][3] == 5
+    with pytest.raises(ValueError, match='num_layers'):
+        build_optim_wrapper(model, _optim_cfg(layer_id_rule='flat'))
+    with pytest.raises(ValueError, match='layer_id_rule'):
+        build_optim_wrapper(model, _optim_cfg(layer_id_rule='nested'))
+
+
+@pytest.mark.parametrize('cfg_file,scope,pos_id', [
+    # detection: the reference's id-0 list misses its absolute table
+    ('mask_rcnn/itpn_hivit-base-p16_pyramid_mask-rcnn_1x_coco.py', 'mmdet',
+     31),
+    ('upernet/itpn_hivit-base-p16_upernet_160k_ade20k-512x512.py', 'mmseg',
+     0),
 ])
-def test_itpn_dense_configs_decay_090_over_30_blocks(cfg_file, scope):
+def test_itpn_dense_configs_use_the_reference_rule(cfg_file, scope, pos_id):
     cfg = Config.fromfile(f'{BENCH}/{cfg_file}')
+    pw = cfg.optim_wrapper.paramwise_cfg
+    assert (pw.layer_id_rule, pw.num_layers) == ('flat', 30)
     model = _Wrapper(_hivit(arch=HIVIT_TINY, img_size=64))
     model.neck = nn.Linear(2, 2)  # stands for the pre-trained pyramid
     with DefaultScope.overwrite_default_scope(scope):
         cfg.optim_wrapper.type = 'OptimWrapper'
         groups = _groups(build_optim_wrapper(model, cfg.optim_wrapper))
-    d = cfg.optim_wrapper.paramwise_cfg.layer_decay_rate
-    assert d == 0.90
+    d = pw.layer_decay_rate
     assert groups['backbone.patch_embed.proj.weight'][0] == \
-        pytest.approx(d**5)
+        pytest.approx(d**31)
+    assert groups['backbone.blocks.5.attn.qkv.weight'][0] == \
+        pytest.approx(d**25)  # flat index 5 -> id 6 of num_layers + 2 = 32
+    assert groups['backbone.pos_embed'][3] == pos_id
     assert groups['neck.weight'][0] == 1.0

@@ -139,10 +139,15 @@ def _batch_from_dataset(cfg_dataset, scope, n=2):
 
 def _shrink_pipeline(pipeline, scale, crop=None):
     for t in pipeline:
-        if t.type in ('Resize', 'RandomResize', 'RandomChoiceResize'):
+        if t.type in ('Resize', 'RandomResize'):
             t.scale = scale
-        if t.type == 'RandomCrop' and crop is not None:
-            t.crop_size = crop
+        if t.type == 'RandomChoiceResize':
+            t.scales = [scale]
+        if t.type == 'RandomCrop':
+            t.crop_size = crop or scale
+        if t.type == 'RandomChoice':  # nested pipelines
+            for option in t.transforms:
+                _shrink_pipeline(option, scale, crop)
 
 
 # ------------------------------------------------------------------- detect

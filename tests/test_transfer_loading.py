@@ -100,8 +100,11 @@ CASES = [
      dict(img_size=32, frozen_stages=2), [], ['ln1.weight', 'ln1.bias']),
     ('mask_rcnn/mae_vit-base-p16_simple-fpn_mask-rcnn_1x_coco.py', 'mmdet',
      dict(img_size=64, out_indices=(1, )), [], ['ln1.weight', 'ln1.bias']),
+    # mmseg's MAE UperNet adds layer scale (init 1.0) to every block
     ('upernet/mae_vit-base-p16_upernet_160k_ade20k-512x512.py', 'mmseg',
-     dict(img_size=48, out_indices=(0, 1, 1, 1)), [],
+     dict(img_size=48, out_indices=(0, 1, 1, 1)),
+     [f'layers.{i}.{g}.weight' for i in (0, 1)
+      for g in ('attn.gamma1', 'ffn.gamma2')],
      ['ln1.weight', 'ln1.bias']),
 ]
 
@@ -283,9 +286,9 @@ def itpn_ckpt(tmp_path_factory):
     return path, split
 
 
-def _build_itpn(cfg_file, ckpt, scope, img_size):
+def _build_itpn(cfg_file, ckpt, scope, img_size, **backbone):
     cfg = Config.fromfile(f'{BENCH}/{cfg_file}')
-    cfg.model.backbone.update(arch=HIVIT_TINY, img_size=img_size)
+    cfg.model.backbone.update(arch=HIVIT_TINY, img_size=img_size, **backbone)
     cfg.model.backbone.init_cfg.checkpoint = ckpt
     neck = cfg.model.neck
     if isinstance(neck, dict) and neck.type.endswith('iTPNPyramidNeck'):
@@ -308,25 +311,31 @@ def _build_itpn(cfg_file, ckpt, scope, img_size):
     return model
 
 
+NEW_REL_TABLES = ['blocks.4.attn.relative_position_bias_table',
+                  'blocks.5.attn.relative_position_bias_table']
 ITPN_CASES = [
-    # classification fine-tuning switches relative position bias on: the
-    # new per-block tables are the only missing keys
+    # fine-tuning and segmentation switch relative position bias on: the new
+    # per-block tables are the only missing keys
     ('classification/itpn_hivit-base-p16_ft-100e_in1k.py', 'mmpretrain', 32,
-     ['blocks.4.attn.relative_position_bias_table',
-      'blocks.5.attn.relative_position_bias_table']),
+     {}, NEW_REL_TABLES),
+    # detection keeps the table at the pre-training grid (img_size 224 for
+    # ImageNet; 64 for the tiny checkpoint)
     ('mask_rcnn/itpn_hivit-base-p16_pyramid_mask-rcnn_1x_coco.py', 'mmdet',
-     64, []),
+     64, {}, []),
+    # segmentation: 512 px grid for the relative tables, the absolute table
+    # kept at the pre-training grid (pos_embed_size 14; 4 for the tiny one)
     ('upernet/itpn_hivit-base-p16_upernet_160k_ade20k-512x512.py', 'mmseg',
-     32, []),
+     32, dict(pos_embed_size=4), NEW_REL_TABLES),
 ]
 
 
-@pytest.mark.parametrize('cfg_file,scope,img_size,missing', ITPN_CASES)
+@pytest.mark.parametrize('cfg_file,scope,img_size,backbone,missing',
+                         ITPN_CASES)
 def test_itpn_downstream_loads_backbone_and_pyramid(itpn_ckpt, cfg_file,
-                                                    scope, img_size,
+                                                    scope, img_size, backbone,
                                                     missing):
     path, ref = itpn_ckpt
-    model = _build_itpn(cfg_file, path, scope, img_size)
+    model = _build_itpn(cfg_file, path, scope, img_size, **backbone)
     bb = model.backbone.pretrained_load_report
     assert sorted(bb.missing) == sorted(missing)
     assert bb.unexpected == [] and bb.mismatched == []
@@ -335,7 +344,7 @@ def test_itpn_downstream_loads_backbone_and_pyramid(itpn_ckpt, cfg_file,
     for k in bb.loaded:
         if k != 'pos_embed':
             torch.testing.assert_close(own[k], ref['backbone'][k], msg=k)
-    if img_size != 64:  # 4x4 pre-training grid -> 2x2
+    if model.backbone.pos_embed_grid != (4, 4):  # 4x4 pre-training grid
         assert bb.adapted == ['pos_embed: (1, 16, 64) -> (1, 4, 64)']
     else:
         torch.testing.assert_close(own['pos_embed'],

@@ -1,6 +1,8 @@
 # HPM ViT-B/16, 200 epochs (the setting of the paper's MAE comparison):
-# total batch 2048 (8 GPUs x 256), lr 1.5e-4 x 2048 / 256; otherwise the
-# 800-epoch recipe. The easy-to-hard ramp spans the 200 epochs.
+# PRETRAIN.md:5-20 trains 8 GPUs x 32 images x 8 accumulation steps = 2048
+# per step for 200 epochs with 40 warm-up epochs and base lr 1.5e-4; here
+# 8 GPUs x 256 without accumulation (the same total batch, lr and steps).
+# Otherwise the 800-epoch recipe; the easy-to-hard ramp spans the 200 epochs.
 _base_ = ['./hpm-vit-base_pixel_800e.py']
 
 train_dataloader = dict(batch_size=256)  # x 8 GPUs = 2048

@@ -1,9 +1,17 @@
-# HPM ViT-B/16, 800 epochs, the reference recipe (METHODS.md s.3): MAE encoder +
-# reconstruction decoder + loss predictor (8 x 512, 16 heads), EMA teacher
-# (tau 0.999 -> 0.9999 over 100 epochs) mining hard patches easy-to-hard,
-# pixel targets WITHOUT norm_pix (the released scripts' quirk), relative
-# loss-prediction loss. Total batch 256 (8 GPUs x 32), AdamW (0.9, 0.95),
-# wd 0.05, base lr 1.5e-4 x 256 / 256, 40 warm-up epochs, cosine, fp16.
+# HPM ViT-B/16, 800 epochs, the reference recipe (Haochen-Wang409/HPM):
+# MAE encoder + reconstruction decoder + loss predictor (8 x 512, 16 heads),
+# EMA teacher mining hard patches easy-to-hard, relative loss-prediction loss
+# (scripts/pretrain_base.sh:16).
+# - total batch 256 = 8 GPUs x 32 (scripts/pretrain_base.sh:1,3), base lr
+#   1.5e-4 x 256 / 256, wd 0.05, 800 epochs, 40 warm-up (:9-11), mask 0.75
+#   (:8);
+# - pixel targets WITHOUT norm_pix: the scripts never pass --norm_pix_loss
+#   (main_pretrain.py:59-61);
+# - teacher momentum 0.999 -> 0.9999 over the first 100 epochs, updated after
+#   every optimiser step (engine_pretrain.py:40-44,130-131);
+# - MAE's optimiser, weight-decay rule (timm add_weight_decay,
+#   main_pretrain.py:253-255) and schedule:
+#   ../_base_/schedules/adamw_cosine_mae.py.
 _base_ = [
     '../_base_/models/mae_vit-base-p16.py',
     '../_base_/datasets/imagenet_mae.py',

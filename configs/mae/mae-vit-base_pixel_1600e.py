@@ -1,7 +1,13 @@
-# MAE ViT-B/16, 1600 epochs, the reference recipe: total batch 4096
-# (8 GPUs x 512 here; lr scales with the real total batch via --auto-scale-lr),
-# AdamW (0.9, 0.95), wd 0.05, base lr 1.5e-4 x 4096 / 256, 40 warm-up epochs,
-# cosine, RandomResizedCrop(224, 0.2-1, bicubic) + flip, norm_pix, fp16.
+# MAE ViT-B/16, 1600 epochs, the reference recipe (facebookresearch/mae):
+# - total batch 4096 (PRETRAIN.md:9,18; 8 GPUs x 512 here, --auto-scale-lr
+#   rescales the lr for another total), base lr 1.5e-4 x 4096 / 256
+#   (PRETRAIN.md:15, main_pretrain.py:166), 40 warm-up epochs (PRETRAIN.md:14);
+# - 1600 epochs with norm_pix: the released checkpoints (FINETUNE.md:129);
+# - mask ratio 0.75 (PRETRAIN.md:12), RandomResizedCrop(224, 0.2-1, bicubic)
+#   + flip (main_pretrain.py:124-125);
+# - optimiser, weight-decay rule and schedule:
+#   ../_base_/schedules/adamw_cosine_mae.py.
+# Recipe table and checks: docs/recipes.md.
 _base_ = [
     '../_base_/models/mae_vit-base-p16.py',
     '../_base_/datasets/imagenet_mae.py',

@@ -1,9 +1,15 @@
-# SIM ViT-B/16, 1600 epochs, the reference recipe (METHODS.md s.4): total batch
-# 4096 (8 GPUs x 512 here; lr scales with the real total batch via
-# --auto-scale-lr), AdamW (0.9, 0.95), wd 0.05 (not on 1-D params / biases),
-# base lr 6.25e-5 x 4096 / 256 = 1e-3, 40 warm-up epochs, cosine, grad clip 1.0,
-# fp16; two views with crop geometry, block-wise mask of exactly 118 patches on
-# view 1, momentum 0.995 -> 1 (cosine), dense UniGrad (lambda 0.02).
+# SIM ViT-B/16, 1600 epochs, the reference recipe
+# (OpenGVLab/Siamese-Image-Modeling, configs/pretrain/dist_sim_base_1600ep.sh):
+# - total batch 4096 (:14; 8 GPUs x 512 here), 1600 epochs (:17), 40 warm-up
+#   epochs (:25), base lr 6.25e-5 x 4096 / 256 = 1e-3 and wd 0.05 (:29),
+#   grad clip 1.0 (:32), fp16 (main_pretrain.py:299);
+# - AdamW (0.9, beta2 0.95) with timm's param_groups_weight_decay: no decay for
+#   1-D params and biases only (main_pretrain.py:139,296-297);
+# - two views with crop geometry, crop scale 0.08-1 (:26), block-wise mask of
+#   exactly 118 patches on view 1 (:27-28), momentum 0.995 -> 1 on a cosine of
+#   the fractional epoch (:30-31, engine_pretrain.py:58-59), dense UniGrad with
+#   lambda 0.02 (:33-34), predictor width 768 (:22); checkpoints every 5 epochs
+#   (:35).
 _base_ = [
     '../_base_/datasets/imagenet_mae.py',
     '../_base_/schedules/adamw_cosine_mae.py',
@@ -55,21 +61,11 @@ train_pipeline = [
 ]
 train_dataloader = dict(batch_size=512, dataset=dict(pipeline=train_pipeline))
 
+# MAE's optimiser and weight-decay rule (the base) with SIM's base lr and
+# gradient clipping
 base_lr = 6.25e-5
 optim_wrapper = dict(
-    type='AmpOptimWrapper',
-    loss_scale='dynamic',
-    optimizer=dict(
-        type='AdamW', lr=base_lr * 4096 / 256, betas=(0.9, 0.95),
-        weight_decay=0.05),
-    clip_grad=dict(max_norm=1.0),
-    # timm's rule as in the reference: no decay on 1-D params and biases
-    # (the cls / mask tokens are decayed)
-    paramwise_cfg=dict(
-        _delete_=True,
-        norm_decay_mult=0.0,
-        bias_decay_mult=0.0,
-        flat_decay_mult=0.0))
+    optimizer=dict(lr=base_lr * 4096 / 256), clip_grad=dict(max_norm=1.0))
 
 train_cfg = dict(max_epochs=1600)
 # momentum m(t) = 1 - (1 + cos(pi t / E)) (1 - 0.995) / 2 from the runner's

@@ -1,8 +1,15 @@
-# MAE's optimisation (also HPM's, SIM's and iTPN-pixel's, with their own base lr):
-# AdamW (0.9, 0.95), wd 0.05 except 1-D params / biases / tokens / pos embeds,
-# lr = base_lr * total_batch / 256, linear warm-up from ~0 then half-cosine to 0,
-# stepped every iteration. The cosine runs to the end of training
-# (train_cfg.max_epochs): a config changes the length with
+# MAE's optimisation, shared by MAE, HPM, SIM and iTPN-pixel pre-training
+# (each with its own base lr and batch):
+# - AdamW (0.9, 0.95), wd 0.05 (mae main_pretrain.py:179-180);
+# - no decay for 1-D parameters and biases only: timm 0.3.2's
+#   add_weight_decay without a skip list, so the cls / mask tokens (and any
+#   learnable position table) ARE decayed (mae main_pretrain.py:178-179);
+# - lr = base_lr x total_batch / 256 (mae main_pretrain.py:169-170), linear
+#   warm-up from 0, then half-cosine to min_lr 0, set every iteration
+#   (mae util/lr_sched.py:9-16); mmengine's LinearLR cannot start at 0, it
+#   starts at 1e-4 x lr;
+# - fp16 autocast + dynamic loss scaling (mae main_pretrain.py:182).
+# The cosine runs to the end of training: a config changes the length with
 #   train_cfg = dict(max_epochs=1600)
 base_lr = 1.5e-4
 optim_wrapper = dict(
@@ -14,12 +21,7 @@ optim_wrapper = dict(
     paramwise_cfg=dict(
         norm_decay_mult=0.0,
         bias_decay_mult=0.0,
-        flat_decay_mult=0.0,
-        custom_keys={
-            'pos_embed': dict(decay_mult=0.),
-            'mask_token': dict(decay_mult=0.),
-            'cls_token': dict(decay_mult=0.),
-        }))
+        flat_decay_mult=0.0))
 
 warmup_epochs = 40
 param_scheduler = [

@@ -1,8 +1,17 @@
-# iTPN HiViT-B fine-tuning on ImageNet (METHODS.md s.5): mean pooling +
-# fc_norm + linear head, relative position bias switched on (new tables,
-# reported as missing when loading the pixel pre-training checkpoint),
-# drop-path 0.15, layer decay 0.60 over the 30 blocks rescaled to a 12-block
-# equivalent (d_eff = 0.60^(13/31)); the rest of MAE's recipe.
+# iTPN HiViT-B ImageNet fine-tuning, the reference recipe (sunsmarterjie/iTPN,
+# itpn_pixel/FINETUNE.md:9-25 and main_finetune.py defaults):
+# - total batch 1024 = 4 nodes x 8 GPUs x 32 (FINETUNE.md:9,13; 8 GPUs x 128
+#   here), base lr 4e-4 x 1024 / 256 (:21, main_finetune.py:297),
+#   100 epochs, 5 warm-up (:19-20), min lr 5e-6 (main_finetune.py:79), AdamW
+#   (0.9, 0.999) (:69,325), wd 0.05, drop path 0.15, random erasing 0.25,
+#   mixup 0.8, cutmix 1.0 (FINETUNE.md:23-24);
+# - relative position bias on (models/models_itpn.py:417: new tables, reported
+#   as missing when loading the pixel pre-training checkpoint), mean pooling +
+#   fc_norm + linear head (:296-297, main_finetune.py:129);
+# - layer decay 0.60 over the 30 blocks rescaled to a 12-block equivalent,
+#   d_eff = 0.60^(13/31); a patch merge shares the id of the block before it
+#   (util/lr_decay.py:23-29,68-79); no decay for 1-D params, the absolute
+#   table and the relative tables (util/lr_decay.py:36).
 _base_ = './mae_vit-base-p16_ft-100e_in1k.py'
 model = dict(
     backbone=dict(
@@ -18,4 +27,11 @@ model = dict(
     neck=dict(_delete_=True, type='PoolNormNeck', in_channels=512),
     head=dict(in_channels=512))
 optim_wrapper = dict(
+    optimizer=dict(lr=4e-4 * 1024 / 256),
     paramwise_cfg=dict(layer_decay_rate=0.60, rescale_depth=12))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0, end=5,
+         convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', by_epoch=True, begin=5, eta_min=5e-6,
+         convert_to_iter_based=True),
+]

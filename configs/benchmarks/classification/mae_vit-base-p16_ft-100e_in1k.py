@@ -1,10 +1,21 @@
-# MAE ViT-B/16 ImageNet fine-tuning (METHODS.md "Evaluation protocols"):
-# mean-pooled patch tokens + fc_norm (LayerNorm) + linear head (trunc-normal
-# 2e-5), AdamW (0.9, 0.999), wd 0.05, lr 5e-4 x 1024/256, layer decay 0.65,
-# 100 epochs (5 warm-up), drop-path 0.1, RandAugment m9, mixup 0.8,
-# cutmix 1.0, label smoothing 0.1, random erasing 0.25.
+# MAE ViT-B/16 ImageNet fine-tuning, the reference recipe
+# (facebookresearch/mae, FINETUNE.md:65-77 and main_finetune.py defaults):
+# - total batch 1024 = 4 nodes x 8 GPUs x 32 (FINETUNE.md:67-68,77; 8 GPUs x
+#   128 here), lr 5e-4 x 1024 / 256 (:72,78), 100 epochs (:71), layer decay
+#   0.65 (:72), wd 0.05, drop path 0.1, random erasing 0.25 (pixel mode),
+#   mixup 0.8, cutmix 1.0 (:73);
+# - 5 warm-up epochs, cosine to min lr 1e-6 (main_finetune.py:73,76), AdamW
+#   with torch's betas (0.9, 0.999) (:287), fp16 (:288), no grad clipping
+#   (:61); RandAugment rand-m9-mstd0.5-inc1 (:82), label smoothing 0.1 (:84),
+#   mixup / cutmix switch 0.5 (:106);
+# - mean-pooled patch tokens + fc_norm + linear head, head weights
+#   trunc-normal(2e-5) (:115,257); layer ids 0 (patch embed, cls, pos),
+#   i + 1 (block i), depth + 1 (the rest), no decay for 1-D params, pos_embed
+#   and cls_token (util/lr_decay.py:23-32,64-76);
+# - eval: Resize(256, bicubic) + CenterCrop(224) (util/datasets.py:52-62).
 # The backbone loads straight from an mmmim pre-training checkpoint:
-#   --cfg-options model.backbone.init_cfg.checkpoint=work_dirs/.../epoch_1600.pth
+#   --cfg-options \
+#       model.backbone.init_cfg.checkpoint=work_dirs/.../epoch_1600.pth
 # (the final norm `ln1` of pre-training is reported as unexpected, the new
 # fc_norm `ln2` as missing: both by design).
 _base_ = [

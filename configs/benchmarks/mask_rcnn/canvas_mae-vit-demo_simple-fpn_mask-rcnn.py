@@ -35,7 +35,9 @@ model = dict(
         bbox_roi_extractor=dict(out_channels=64),
         bbox_head=dict(in_channels=64, conv_out_channels=64,
                        fc_out_channels=256, num_classes=len(classes),
-                       norm_cfg=dict(type='GN', num_groups=16)),
+                       norm_cfg=dict(type='GN', num_groups=16),
+                       reg_decoded_bbox=True,
+                       loss_bbox=dict(type='GIoULoss', loss_weight=10.0)),
         mask_roi_extractor=dict(out_channels=64),
         mask_head=dict(in_channels=64, conv_out_channels=64,
                        num_classes=len(classes),
@@ -93,7 +95,8 @@ train_cfg = dict(_delete_=True, type='IterBasedTrainLoop',
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(lr=2e-4, weight_decay=0.05),
-    paramwise_cfg=dict(layer_decay_rate=0.75))
+    # no decay for 1-D params, biases, tokens and position tables
+    paramwise_cfg=dict(_delete_=True, layer_decay_rate=0.75))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
          end=50),

@@ -25,6 +25,7 @@ model = dict(
         img_size=48,
         patch_size=4,
         drop_path_rate=0.0,
+        layer_scale_init_value=0.,  # no layer scale (the measured demo)
         out_indices=(0, 1, 2, 3),
         init_cfg=dict(checkpoint='work_dirs/demo_mae/iter_800.pth')),
     # stride-4 maps -> strides 2, 4, 8, 16
@@ -83,7 +84,8 @@ train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(lr=3e-4),
-    paramwise_cfg=dict(layer_decay_rate=0.75))
+    # no decay for 1-D params, biases, tokens and position tables
+    paramwise_cfg=dict(_delete_=True, layer_decay_rate=0.75))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
          end=50),

@@ -2,4 +2,5 @@
 from .mask_generators import (BlockwiseMaskGenerator, GridMaskGenerator,  # noqa: F401
                               RandomMaskGenerator, SquareMaskGenerator)
 from .sim_views import SIMTwoViews  # noqa: F401
+from .crop import SingleDrawRandomResizedCrop  # noqa: F401
 from .loading import ImageLoadError, LoadImageChecked  # noqa: F401

@@ -11,9 +11,15 @@ Rule (METHODS.md, "Evaluation protocols"): with ``depth`` blocks, layer id 0
 is the patch embedding / cls token / position embedding, block ``i`` has id
 ``i + 1``, everything else (final norms, fc_norm, necks, heads) has id
 ``depth + 1``; the lr scale is ``d ** (depth + 1 - id)``.
+
+``layer_id_rule='flat'`` is the rule of the BEiT-derived constructors that the
+iTPN detection / segmentation code ships: ``blocks.<i>`` gets ``i + 1`` over
+the backbone's flat block list (HiViT's patch merges counted as entries),
+only the names in ``first_layer_names`` get 0, everything else the top id,
+and the ids are not clamped (blocks past ``num_layers`` get lr scales > 1).
 """
 from collections import defaultdict
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch.nn as nn
 from mmengine.logging import print_log
@@ -44,6 +50,39 @@ def default_layer_depth(param_name: str, num_blocks: int) -> Tuple[int, int]:
     num_layers = num_blocks + 2
     if param_name in ('cls_token', 'pos_embed', 'absolute_pos_embed',
                       'mask_token') or param_name.startswith('patch_embed'):
+        return 0, num_layers
+    parts = param_name.split('.')
+    if parts[0] in ('layers', 'blocks') and len(parts) > 1 \
+            and parts[1].isdigit():
+        return int(parts[1]) + 1, num_layers
+    return num_layers - 1, num_layers
+
+
+FLAT_FIRST_LAYER_NAMES = ('patch_embed', 'pos_embed', 'cls_token',
+                          'mask_token')
+
+
+def flat_layer_depth(param_name: str, num_blocks: int,
+                     first_layer_names: Sequence[str] = FLAT_FIRST_LAYER_NAMES
+                     ) -> Tuple[int, int]:
+    """Layer id under the BEiT constructor rule over a flat block list.
+
+    ``blocks.<i>.*`` / ``layers.<i>.*`` get ``i + 1`` with ``i`` the index in
+    the backbone's block list (for HiViT that list holds the patch merges
+    too, so the ids run past ``num_blocks``); names starting with one of
+    ``first_layer_names`` get 0; everything else gets ``num_blocks + 1``.
+    Unlike ``default_layer_depth`` the ids are not clamped.
+
+    Args:
+        param_name (str): parameter name relative to the backbone.
+        num_blocks (int): the ``num_layers`` the reference config gives.
+        first_layer_names (Sequence[str]): name prefixes with id 0.
+
+    Returns:
+        tuple: (layer id, num_blocks + 2).
+    """
+    num_layers = num_blocks + 2
+    if param_name.startswith(tuple(first_layer_names)):
         return 0, num_layers
     parts = param_name.split('.')
     if parts[0] in ('layers', 'blocks') and len(parts) > 1 \
@@ -96,6 +135,13 @@ class MIMLayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
       blocks rescaled to 12 (``d_eff = d ** (13 / 31)``).
     - ``use_backbone_layer_depth`` (bool): use the backbone's
       ``get_layer_depth`` when it has one. Defaults to True.
+    - ``layer_id_rule`` (str): ``'backbone'`` (default: the backbone's
+      ``get_layer_depth``, else the rule of ``default_layer_depth``) or
+      ``'flat'`` (``flat_layer_depth``: the reference iTPN detection and
+      segmentation constructors' rule over the flat block list).
+    - ``first_layer_names`` (tuple[str]): with ``layer_id_rule='flat'``, the
+      backbone parameter names (prefixes) that get layer id 0. Defaults to
+      patch embedding, position table and cls / mask tokens.
     - ``no_decay_names`` (tuple[str]): parameter-name parts exempt from
       weight decay (matched against the last name component). Defaults to
       pos/cls/mask tokens and relative position tables.
@@ -185,9 +231,27 @@ class MIMLayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     def _depth_fn(self, backbone: Optional[nn.Module]) -> Callable:
         """Return ``f(name_in_backbone or None) -> (layer_id, depth + 2)``."""
         cfg = self.paramwise_cfg
+        rule = cfg.get('layer_id_rule', 'backbone')
+        if rule not in ('backbone', 'flat'):
+            raise ValueError("paramwise_cfg.layer_id_rule must be 'backbone' "
+                             f"or 'flat', got {rule!r}")
         num_layers = None
         if cfg.get('num_layers') is not None:
             num_layers = int(cfg['num_layers']) + 2
+        if rule == 'flat':
+            if num_layers is None:
+                raise ValueError("layer_id_rule='flat' needs "
+                                 'paramwise_cfg.num_layers (the reference '
+                                 "config's value)")
+            first = tuple(cfg.get('first_layer_names',
+                                  FLAT_FIRST_LAYER_NAMES))
+
+            def get_flat_depth(name: Optional[str]) -> Tuple[int, int]:
+                if name is None:
+                    return num_layers - 1, num_layers
+                return flat_layer_depth(name, num_layers - 2, first)
+
+            return get_flat_depth
         use_own = (backbone is not None
                    and cfg.get('use_backbone_layer_depth', True)
                    and hasattr(backbone, 'get_layer_depth'))

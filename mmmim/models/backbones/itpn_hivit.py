@@ -171,6 +171,10 @@ class iTPNBackbone(CheckedLoadingMixin, BaseModule):
             resampled (shifted, smoothed) table there, while fine-tuning at
             the table's size gets the stored one. False: the stored table at
             its own grid and an exact-size bicubic resize at other grids.
+        pos_embed_size (int | tuple, optional): Patch grid the absolute table
+            is stored on, interpolated to the input's grid at every forward.
+            Defaults to the grid of ``img_size``. The reference segmentation
+            backbone keeps the 14 x 14 pre-training table at 512 px inputs.
         use_rel_pos_bias (bool): Relative position bias in the main blocks
             (a table per block; resized to other grids when loading and at
             run time).
@@ -220,6 +224,7 @@ class iTPNBackbone(CheckedLoadingMixin, BaseModule):
                  pos_embed_learnable: bool = True,
                  pos_embed_init: str = 'sincos',
                  reference_pos_interp: bool = True,
+                 pos_embed_size: Optional[Union[int, Sequence[int]]] = None,
                  use_rel_pos_bias: bool = False,
                  layer_scale_init_value: float = 0.,
                  mask_mode: str = 'drop',
@@ -272,9 +277,16 @@ class iTPNBackbone(CheckedLoadingMixin, BaseModule):
             embed_dim=self.stage_dims[0],
             norm_cfg=norm_cfg)
 
+        if pos_embed_size is None:
+            self.pos_embed_grid = self.patch_resolution
+        elif isinstance(pos_embed_size, int):
+            self.pos_embed_grid = (pos_embed_size, pos_embed_size)
+        else:
+            self.pos_embed_grid = tuple(pos_embed_size)
         if use_abs_pos_embed:
             self.pos_embed = nn.Parameter(
-                torch.zeros(1, Hp * Wp, self.embed_dims),
+                torch.zeros(1, self.pos_embed_grid[0] * self.pos_embed_grid[1],
+                            self.embed_dims),
                 requires_grad=pos_embed_learnable)
         else:
             self.pos_embed = None
@@ -369,7 +381,7 @@ class iTPNBackbone(CheckedLoadingMixin, BaseModule):
         if self.pos_embed is not None:
             if self.pos_embed_init == 'sincos':
                 self.pos_embed.data.copy_(
-                    sincos_pos_embed_2d(*self.patch_resolution,
+                    sincos_pos_embed_2d(*self.pos_embed_grid,
                                         self.embed_dims, layout='xy'))
             else:
                 trunc_normal_(self.pos_embed, std=.02)
@@ -438,7 +450,7 @@ class iTPNBackbone(CheckedLoadingMixin, BaseModule):
                        num_tokens: int) -> torch.Tensor:
         """The (1, h*w, C) table added to ``num_tokens`` tokens of an h x w
         patch grid (see ``reference_pos_interp``)."""
-        table_hw = self.patch_resolution
+        table_hw = self.pos_embed_grid
         if not self.reference_pos_interp:
             return resize_pos_embed(self.pos_embed, table_hw, hw)
         # the reference compares the token count (the visible tokens in
