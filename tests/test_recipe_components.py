@@ -8,6 +8,8 @@ import torch.nn.functional as F
 
 from mmpretrain.registry import MODELS, TRANSFORMS
 
+from mmmim.models.backbones.itpn_hivit import resample_pos_embed_reference
+
 
 def _single_draw_boxes(h, w, n, seed, scale=(0.08, 1.0),
                        ratio=(3. / 4., 4. / 3.)):
@@ -48,31 +50,33 @@ HIVIT_TINY = dict(embed_dims=64, depths=[1, 1, 2], num_heads=2)
 
 def test_itpn_pos_embed_size_keeps_the_pretraining_grid():
     # a 64 px backbone (4 x 4 patches) whose absolute table stays 2 x 2 and
-    # is interpolated to the input grid at every forward; the relative
-    # tables follow the input grid
+    # is resampled to the input grid at every forward (the reference's
+    # interpolate_pos_encoding); the relative tables follow the input grid
     bb = MODELS.build(
         dict(type='iTPNBackbone', arch=HIVIT_TINY, img_size=64,
              pos_embed_size=2, use_rel_pos_bias=True, out_indices=(2, )))
     assert bb.pos_embed.shape == (1, 4, 64)
     assert bb.main_blocks[0].attn.relative_position_bias_table.shape[0] == 49
-    table = bb._pos_embed_for((4, 4))
-    grid = bb.pos_embed.reshape(1, 2, 2, 64).permute(0, 3, 1, 2)
-    expect = F.interpolate(grid, size=(4, 4), mode='bicubic',
-                           align_corners=False)
     torch.testing.assert_close(
-        table, expect.permute(0, 2, 3, 1).reshape(1, 16, 64))
+        bb._pos_embed_for((4, 4), 16),
+        resample_pos_embed_reference(bb.pos_embed, (2, 2), (4, 4)))
     out = bb(torch.randn(2, 3, 64, 64))[0]
     assert out.shape == (2, 64, 4, 4)
     out.sum().backward()
     assert bb.pos_embed.grad is not None and bb.pos_embed.grad.abs().sum() > 0
-    # a checkpoint table of another size is resized to the kept grid
-    sd = {k: v for k, v in bb.state_dict().items()}
-    sd['pos_embed'] = torch.randn(1, 16, 64)
-    bb.load_state_dict(sd)
-    assert bb.pos_embed.shape == (1, 4, 64)
+    # with reference_pos_interp=False: an exact-size bicubic resize
+    bb = MODELS.build(
+        dict(type='iTPNBackbone', arch=HIVIT_TINY, img_size=64,
+             pos_embed_size=2, reference_pos_interp=False))
+    grid = bb.pos_embed.reshape(1, 2, 2, 64).permute(0, 3, 1, 2)
+    expect = F.interpolate(grid, size=(4, 4), mode='bicubic',
+                           align_corners=False)
+    torch.testing.assert_close(
+        bb._pos_embed_for((4, 4), 16),
+        expect.permute(0, 2, 3, 1).reshape(1, 16, 64))
 
 
 def test_itpn_pos_embed_size_defaults_to_the_input_grid():
     bb = MODELS.build(dict(type='iTPNBackbone', arch=HIVIT_TINY, img_size=64))
     assert bb.pos_embed_grid == (4, 4) and bb.pos_embed.shape == (1, 16, 64)
-    torch.testing.assert_close(bb._pos_embed_for((4, 4)), bb.pos_embed)
+    torch.testing.assert_close(bb._pos_embed_for((4, 4), 16), bb.pos_embed)

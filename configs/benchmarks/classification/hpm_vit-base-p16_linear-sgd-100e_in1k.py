@@ -5,13 +5,14 @@
 # without weight decay (main_linprob.py:256-261; not MAE's LARS), total batch
 # 2048 (4 GPUs x 512), blr 1e-3 (lr = 1e-3 x 2048 / 256), 100 epochs,
 # 10 warm-up epochs then half-cosine to 0 per iteration (main_linprob.py:
-# 58-61, util/lr_sched.py:11-17), RandomResizedCrop(224, bicubic) + flip
+# 58-61, util/lr_sched.py:11-17), RandomResizedCrop(224, bicubic) with
+# MAE's single-draw sampler (util/crop.py, main_linprob.py:31,128) + flip
 # (main_linprob.py:127-130).
 _base_ = './mae_vit-base-p16_linear-90e_in1k.py'
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='RandomResizedCrop', scale=224, backend='pillow',
+    dict(type='SingleDrawRandomResizedCrop', scale=224, backend='pillow',
          interpolation='bicubic'),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackInputs'),
