@@ -470,7 +470,12 @@ def build_itpn_clip(fx, tmp_path, **teacher):
                     target_dim=k['teacher_dim'], num_heads=k['num_heads'],
                     mlp_ratio=k['mlp_ratio'], grid_size=grid,
                     layer_scale_init_value=k['init_values'])
-    cfg.target_generator.update(checkpoint=clip_file, **teacher)
+    # the fixture's student input is ImageNet-normalised (the config's
+    # recipe uses the reference's mean = std = 0.5)
+    cfg.target_generator.update(
+        checkpoint=clip_file,
+        input_mean=[255. * m for m in fx['meta']['input_mean']],
+        input_std=[255. * s for s in fx['meta']['input_std']], **teacher)
     model = MODELS.build(cfg)
     conv = converter('itpn_to_mmmim')
     state = conv.convert(as_float32(fx['state_dict']), model, 'clip')
