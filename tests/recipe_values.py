@@ -24,10 +24,15 @@ CLIP_B16 = dict(input_resolution=224, patch_size=16, width=768, layers=12,
 
 
 def all_configs():
-    """Every runnable config under configs/ (relative paths, sorted)."""
+    """Every runnable config under configs/ (relative paths, sorted).
+
+    configs/ablations/ holds grids for tools/analysis/ablate.py (a base
+    config plus option sets), not configs to train.
+    """
     paths = glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True)
     return sorted(
-        osp.relpath(p, ROOT) for p in paths if '/_base_/' not in p)
+        osp.relpath(p, ROOT) for p in paths
+        if '/_base_/' not in p and '/ablations/' not in p)
 
 
 def _cache_metafile_reads():
@@ -61,7 +66,8 @@ def _registry(scope):
 
 @lru_cache(maxsize=None)
 def build_meta(path: str):
-    """(cfg, model, optim_wrapper) at full size on the meta device."""
+    """(cfg, model, param groups) at full size on the meta device (on the
+    CPU for the few models that read tensor values while they are built)."""
     cfg = copy.deepcopy(load_config(path))
     scope = cfg.get('default_scope', 'mmpretrain')
     model_cfg = copy.deepcopy(cfg.model)
@@ -71,8 +77,15 @@ def build_meta(path: str):
     if teacher.get('type') == 'iTPNCLIPTeacher':
         teacher.update(checkpoint=None, arch=CLIP_B16)  # no file needed
     with DefaultScope.overwrite_default_scope(scope):
-        with torch.device('meta'):
-            model = _registry(scope).MODELS.build(model_cfg)
+        try:
+            with torch.device('meta'):
+                model = _registry(scope).MODELS.build(model_cfg)
+        except RuntimeError as e:
+            # mmpretrain's SwinTransformer reads tensor values while it is
+            # built (drop-path rates via .item()): build it on the CPU
+            if 'meta' not in str(e):
+                raise
+            model = _registry(scope).MODELS.build(copy.deepcopy(model_cfg))
         groups = param_groups(cfg, model, scope) \
             if 'optim_wrapper' in cfg else None
     return cfg, model, groups
