@@ -18,7 +18,8 @@ from mmengine.registry import DefaultScope
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 NUM_GPUS = 8  # every mmmim config writes its batch per GPU for 8 GPUs
 
-# a CLIP ViT-B/16 visual tower without its checkpoint (meta builds only)
+# a CLIP ViT-B/16 visual tower without its checkpoint (meta builds of the
+# configs that name no teacher architecture)
 CLIP_B16 = dict(input_resolution=224, patch_size=16, width=768, layers=12,
                 heads=12, output_dim=512)
 
@@ -75,7 +76,8 @@ def build_meta(path: str):
         model_cfg.data_preprocessor = cfg.data_preprocessor  # as the Runner
     teacher = model_cfg.get('target_generator', {})
     if teacher.get('type') == 'iTPNCLIPTeacher':
-        teacher.update(checkpoint=None, arch=CLIP_B16)  # no file needed
+        # no file needed: the config's tower (CLIP-L/14), else CLIP-B/16
+        teacher.update(checkpoint=None, arch=teacher.get('arch', CLIP_B16))
     with DefaultScope.overwrite_default_scope(scope):
         try:
             with torch.device('meta'):
@@ -424,6 +426,21 @@ def momentum(cfg, model, groups):
     return 'n/a'
 
 
+def teacher(cfg, model, groups):
+    """The CLIP teacher as built: its tower, the resolution it sees and the
+    width of the targets the student predicts."""
+    tg = getattr(model, 'target_generator', None)
+    if tg is None or not hasattr(tg, 'visual'):
+        return 'n/a'
+    a = tg.arch
+    size = tg.input_size or a['input_resolution']
+    grid = size // a['patch_size']
+    return (f"CLIP ViT width {a['width']}, {a['layers']} layers, patch "
+            f"{a['patch_size']}, at {size} px ({grid}x{grid} tokens, "
+            f"position table {tg.visual.positional_embedding.shape[0] - 1}); "
+            f'targets {model.head.lm_head.out_features}')
+
+
 def backbone(cfg, model, groups):
     bb = _backbone(cfg)
     kind = bb.get('type', '').split('.')[-1]
@@ -486,6 +503,7 @@ VALUES = {
     'momentum / EMA': momentum,
     'input size': input_size,
     'backbone': backbone,
+    'teacher': teacher,
     'heads': heads,
 }
 

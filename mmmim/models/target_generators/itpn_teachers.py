@@ -10,6 +10,7 @@ from mmpretrain.models.utils.clip_generator_helper import VisionTransformer
 from mmpretrain.registry import MODELS
 
 from mmmim.utils.checkpoint import load_checkpoint_file, unwrap_state_dict
+from ..backbones.itpn_hivit import resample_pos_embed_reference
 
 # CLIP's own input normalisation, in 0-255 units
 CLIP_MEAN = (0.48145466 * 255, 0.4578275 * 255, 0.40821073 * 255)
@@ -29,8 +30,9 @@ def _load_clip_visual_state(path: str, trusted: Optional[bool]) -> dict:
     if not osp.isfile(path):
         raise FileNotFoundError(
             f'CLIP teacher checkpoint not found: {path!r}. The iTPN CLIP '
-            'variant needs a local CLIP ViT-B/16 file (e.g. OpenAI\'s '
-            'ViT-B-16.pt); set model.target_generator.checkpoint to its path.')
+            'variant needs a local CLIP ViT file (OpenAI\'s ViT-B-16.pt, or '
+            'ViT-L-14.pt for the CLIP-L configs); set '
+            'model.target_generator.checkpoint to its path.')
     obj = unwrap_state_dict(load_checkpoint_file(path, trusted=trusted),
                             keys=('state_dict', 'model'), revise_keys=())
     if any(k.startswith('visual.') for k in obj):
@@ -45,7 +47,8 @@ def _load_clip_visual_state(path: str, trusted: Optional[bool]) -> dict:
 @MODELS.register_module()
 class iTPNCLIPTeacher(BaseModule):
     """Frozen CLIP ViT: patch tokens after ln_post and proj, then a LayerNorm
-    without affine (the reference iTPN CLIP target, (B, 196, 512) for B/16).
+    without affine (the reference iTPN CLIP target, (B, 196, 512) for B/16,
+    (B, 196, 768) for L/14 at ``input_size=196``).
 
     The student's image (normalised with ``input_mean/std``, 0-255 units)
     is mapped back to [0, 1] and re-normalised for CLIP here, so one
@@ -60,15 +63,32 @@ class iTPNCLIPTeacher(BaseModule):
     ``(u - mean) / std``. False feeds CLIP ``(x - mean) / std`` of the image
     itself.
 
+    Teacher resolution (``input_size``): the reference feeds its teacher a
+    second copy of the crop at ``--second_input_size`` (196 for CLIP-L/14, so
+    that its 14 x 14 grid matches the student's 196 patches; itpn_clip/
+    run_itpn_pretraining.py:165-172) and resamples CLIP's position table to
+    that grid at every forward with DINO's ``(grid + 0.1) / table grid``
+    bicubic scale factor (itpn_clip/clip/model.py:258-259,283-302). Here the
+    student's image is resized to ``input_size`` (bicubic, antialiased,
+    clamped to [0, 1]; the reference resizes the crop with Lanczos) and the
+    table is resampled once, when the checkpoint is loaded, the same way
+    (:func:`resample_pos_embed_reference`).
+
     Args:
         checkpoint (str, optional): Local path of an OpenAI-layout CLIP
             checkpoint; its architecture is read from the tensor shapes.
         trust_checkpoint (bool, optional): Unpickle it fully (needed for
             OpenAI's TorchScript ``ViT-B-16.pt``; only for a file you trust).
             Defaults to ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``.
-        arch (dict, optional): Without a checkpoint, build a randomly
-            initialised tower (tests): ``input_resolution, patch_size, width,
-            layers, heads, output_dim``.
+        arch (dict, optional): ``input_resolution, patch_size, width,
+            layers, heads, output_dim`` of the tower (``input_resolution`` is
+            the one it was trained at). Without a checkpoint a randomly
+            initialised tower of this shape is built (tests, meta-device
+            builds); with one, the checkpoint must have this shape (a config
+            written for CLIP-L/14 rejects a B/16 file).
+        input_size (int, optional): Resolution the teacher sees (the
+            reference's ``--second_input_size``); None: the student's image
+            as it is, at the tower's own position table.
         input_mean, input_std (Sequence[float]): Normalisation of the input
             (0-255 units; must match the data preprocessor's).
         clip_mean, clip_std (Sequence[float]): CLIP's normalisation.
@@ -80,6 +100,7 @@ class iTPNCLIPTeacher(BaseModule):
                  checkpoint: Optional[str] = None,
                  arch: Optional[dict] = None,
                  trust_checkpoint: Optional[bool] = None,
+                 input_size: Optional[int] = None,
                  input_mean: Sequence[float] = IMAGENET_MEAN,
                  input_std: Sequence[float] = IMAGENET_STD,
                  clip_mean: Sequence[float] = CLIP_MEAN,
@@ -89,14 +110,13 @@ class iTPNCLIPTeacher(BaseModule):
         super().__init__(init_cfg=init_cfg)
         if checkpoint is None and arch is None:
             raise ValueError('iTPNCLIPTeacher needs `checkpoint` (a local '
-                             'CLIP ViT-B/16 file) or, for tests, an `arch` '
-                             'dict')
+                             'CLIP ViT file) or, for tests, an `arch` dict')
         state = None
         if checkpoint is not None:
             state = _load_clip_visual_state(checkpoint, trust_checkpoint)
             width, _, patch, _ = state['conv1.weight'].shape
             grid = int(round((state['positional_embedding'].shape[0] - 1)**.5))
-            arch = dict(
+            found = dict(
                 input_resolution=patch * grid,
                 patch_size=patch,
                 width=width,
@@ -104,8 +124,30 @@ class iTPNCLIPTeacher(BaseModule):
                             if k.startswith('transformer.resblocks.')}),
                 heads=max(1, width // 64),  # OpenAI CLIP: 64-d heads
                 output_dim=state['proj'].shape[1])
+            if arch is not None and dict(arch) != found:
+                raise ValueError(
+                    f'CLIP teacher checkpoint {checkpoint!r} holds a tower '
+                    f'{found}, the config expects {dict(arch)}')
+            arch = found
         self.arch = dict(arch)
-        self.visual = VisionTransformer(**self.arch)
+        self.input_size = input_size
+        built = dict(self.arch)
+        if input_size is not None and \
+                input_size != self.arch['input_resolution']:
+            patch = self.arch['patch_size']
+            if input_size % patch:
+                raise ValueError(f'input_size {input_size} is not a multiple '
+                                 f'of the teacher\'s patch size {patch}')
+            built['input_resolution'] = input_size
+            if state is not None:
+                src = self.arch['input_resolution'] // patch
+                pos = state['positional_embedding']
+                patch_pos = resample_pos_embed_reference(
+                    pos[None, 1:], (src, src),
+                    (input_size // patch, input_size // patch))[0]
+                state['positional_embedding'] = torch.cat([pos[:1],
+                                                           patch_pos])
+        self.visual = VisionTransformer(**built)
         if state is not None:
             self.visual.load_state_dict(state, strict=True)
         self.visual.requires_grad_(False)
@@ -130,6 +172,11 @@ class iTPNCLIPTeacher(BaseModule):
     def forward(self, img: torch.Tensor) -> torch.Tensor:
         """(B, L, output_dim) normalised patch-token targets."""
         x = img * self.input_std + self.input_mean  # [0, 1]
+        size = self.input_size
+        if size is not None and tuple(x.shape[-2:]) != (size, size):
+            # PIL's resize saturates at the uint8 range: clamp the overshoot
+            x = F.interpolate(x, size=(size, size), mode='bicubic',
+                              align_corners=False, antialias=True).clamp(0, 1)
         if self.reference_input_scaling:
             x = ((x + 1.) * 127.5).clamp(0, 255.) / 255.
         feats, _ = self.visual((x - self.clip_mean) / self.clip_std)
