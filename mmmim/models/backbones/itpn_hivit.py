@@ -18,21 +18,12 @@ from mmengine.model.weight_init import trunc_normal_
 from mmpretrain.models.backbones.hivit import (BlockWithRPE, PatchEmbed,
                                                PatchMerge)
 from mmpretrain.registry import MODELS
+from timm.layers import gen_relative_position_index
 
-from ..utils import (CheckedLoadingMixin, sincos_pos_embed_2d,
-                     visible_first_order)
-
-
-def relative_position_index(h: int, w: int) -> torch.Tensor:
-    """(h*w, h*w) index into a (2h-1)*(2w-1) bias table (BEiT/Swin layout)."""
-    coords = torch.stack(
-        torch.meshgrid(torch.arange(h), torch.arange(w), indexing='ij'))
-    coords = coords.flatten(1)
-    rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0)
-    rel[:, :, 0] += h - 1
-    rel[:, :, 1] += w - 1
-    rel[:, :, 0] *= 2 * w - 1
-    return rel.sum(-1)
+from ..utils import (CheckedLoadingMixin, init_linear_layernorm,
+                     relative_position_bias, sincos_pos_embed_2d,
+                     trunc_normal_02_, visible_first_order)
+from ..utils.itpn_layers import iTPNBlock, tokens_to_nchw
 
 
 def resize_rel_pos_table(table: torch.Tensor, src: Tuple[int, int],
@@ -79,40 +70,6 @@ def resample_pos_embed_reference(pos: torch.Tensor, src: Tuple[int, int],
     if tuple(p.shape[-2:]) != tuple(dst):
         raise ValueError(f'cannot resample a {src} table to {dst}')
     return p.permute(0, 2, 3, 1).reshape(1, -1, c).to(pos.dtype)
-
-
-class iTPNBlock(BlockWithRPE):
-    """HiViT block whose attention takes a precomputed relative bias.
-
-    mmpretrain's ``Attention`` only supports the grid it was built for; here
-    the bias (heads, N, N) or (B, heads, N, N) is computed by the backbone for
-    the actual grid (and the visible subset of tokens).
-    """
-
-    def forward(self, x, rel_bias: Optional[torch.Tensor] = None):
-        if self.attn is not None:
-            y = self._attention(self.norm1(x), rel_bias)
-            if self.gamma_1 is not None:
-                y = self.gamma_1 * y
-            x = x + self.drop_path(y)
-        y = self.mlp(self.norm2(x))
-        if self.gamma_2 is not None:
-            y = self.gamma_2 * y
-        return x + self.drop_path(y)
-
-    def _attention(self, x, rel_bias):
-        attn = self.attn
-        B, N, C = x.shape
-        qkv = attn.qkv(x).reshape(B, N, 3, attn.num_heads,
-                                  C // attn.num_heads).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv[0], qkv[1], qkv[2]
-        out = F.scaled_dot_product_attention(
-            q, k, v,
-            attn_mask=None if rel_bias is None else rel_bias.to(q.dtype),
-            dropout_p=attn.attn_drop.p if self.training else 0.,
-            scale=attn.scale)
-        out = out.transpose(1, 2).reshape(B, N, C)
-        return attn.proj_drop(attn.proj(out))
 
 
 @MODELS.register_module()
@@ -336,9 +293,9 @@ class iTPNBackbone(CheckedLoadingMixin, BaseModule):
             for blk in self.main_blocks:
                 blk.attn.relative_position_bias_table = nn.Parameter(
                     torch.zeros(n_rel, self.num_heads))
-            self.register_buffer(
-                'relative_position_index', relative_position_index(Hp, Wp),
-                persistent=False)
+            self.register_buffer('relative_position_index',
+                                 gen_relative_position_index((Hp, Wp)),
+                                 persistent=False)
 
         if mask_mode == 'token':
             self.mask_token = nn.Parameter(torch.zeros(1, 1, self.embed_dims))
@@ -364,16 +321,7 @@ class iTPNBackbone(CheckedLoadingMixin, BaseModule):
         layers, LayerNorm (1, 0), tables and tokens as documented in the
         class (``reference_init``)."""
 
-        def _init(m):
-            if isinstance(m, nn.Linear):
-                trunc_normal_(m.weight, std=.02)
-                if m.bias is not None:
-                    nn.init.constant_(m.bias, 0)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.constant_(m.bias, 0)
-                nn.init.constant_(m.weight, 1.0)
-
-        self.apply(_init)
+        init_linear_layernorm(self, trunc_normal_02_)
         if not self.reference_init:
             # MAE-style: the patch conv initialised like a Linear layer
             w = self.patch_embed.proj.weight.data
@@ -468,26 +416,22 @@ class iTPNBackbone(CheckedLoadingMixin, BaseModule):
             index = self.relative_position_index
         else:
             table = resize_rel_pos_table(table, self.patch_resolution, hw)
-            index = relative_position_index(*hw).to(table.device)
-        n = hw[0] * hw[1]
-        bias = table[index.reshape(-1)].reshape(n, n, -1).permute(2, 0, 1)
+            index = gen_relative_position_index(tuple(hw),
+                                                device=table.device)
+        bias = relative_position_bias(table, index)
         if keep is None:
             return bias
         # visible tokens only: gather rows and columns per image
         B, nv = keep.shape
+        n = bias.shape[-1]
         bias = bias[None].expand(B, -1, -1, -1)
         idx = keep[:, None, :, None].expand(-1, bias.shape[1], -1, n)
         bias = bias.gather(2, idx)
         idx = keep[:, None, None, :].expand(-1, bias.shape[1], nv, -1)
         return bias.gather(3, idx)
 
-    def _to_nchw(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
-        """(B, L, k, k, C) or (B, L, C) token layout -> (B, C, H*k, W*k)."""
-        if x.dim() == 3:
-            x = x[:, :, None, None, :]
-        B, _, k, _, C = x.shape
-        x = x.reshape(B, hw[0], hw[1], k, k, C).permute(0, 5, 1, 3, 2, 4)
-        return x.reshape(B, C, hw[0] * k, hw[1] * k).contiguous()
+    # token layout (B, L, k, k, C) / (B, L, C) -> (B, C, h*k, w*k)
+    _to_nchw = staticmethod(tokens_to_nchw)
 
     # --------------------------------------------------------------- forward
     def forward_tokens(self,

@@ -7,8 +7,8 @@ import torch.nn as nn
 from mmpretrain.models import VisionTransformer
 from mmpretrain.models.utils import resize_pos_embed
 from mmpretrain.registry import MODELS
-from ..utils import (CheckedLoadingMixin, sincos_pos_embed_2d,
-                     visible_first_order)
+from ..utils import (CheckedLoadingMixin, init_linear_layernorm,
+                     sincos_pos_embed_2d, visible_first_order)
 
 
 @MODELS.register_module()
@@ -130,14 +130,7 @@ class MaskedViT(CheckedLoadingMixin, VisionTransformer):
         if self.loads_pretrained:  # loaded by super(): keep it
             return
         if self.init_mode == 'mae':
-            for m in self.modules():
-                if isinstance(m, nn.Linear):
-                    nn.init.xavier_uniform_(m.weight)
-                    if m.bias is not None:
-                        nn.init.zeros_(m.bias)
-                elif isinstance(m, nn.LayerNorm):
-                    nn.init.ones_(m.weight)
-                    nn.init.zeros_(m.bias)
+            init_linear_layernorm(self)  # xavier Linear, as MAE
             w = self.patch_embed.projection.weight.data
             nn.init.xavier_uniform_(w.view(w.shape[0], -1))
             nn.init.zeros_(self.patch_embed.projection.bias)

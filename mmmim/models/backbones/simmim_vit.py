@@ -2,14 +2,14 @@
 import math
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model.weight_init import trunc_normal_
 
 from mmpretrain.models import BEiTPretrainViT
 from mmpretrain.models.utils import BEiTAttention
 from mmpretrain.registry import MODELS
-from ..utils import CheckedLoadingMixin
+from ..utils import (CheckedLoadingMixin, fused_multihead_attention,
+                     init_linear_layernorm, relative_position_bias)
 
 
 def trunc_normal_one_sigma_(tensor: torch.Tensor, std: float = .02):
@@ -24,29 +24,22 @@ class FusedBEiTAttention(BEiTAttention):
     parameters, same result."""
 
     def forward(self, x: torch.Tensor, rel_pos_bias=None) -> torch.Tensor:
-        B, N, C = x.shape
         if self.bias == 'qv_bias':
             qkv_bias = torch.cat((self.q_bias, torch.zeros_like(self.v_bias),
                                   self.v_bias))
             qkv = F.linear(x, self.qkv.weight, qkv_bias)
         else:
             qkv = self.qkv(x)
-        q, k, v = qkv.reshape(B, N, 3, self.num_heads,
-                              -1).permute(2, 0, 3, 1, 4)
         bias = None
         if self.relative_position_bias_table is not None:
-            Wh, Ww = self.window_size
-            bias = self.relative_position_bias_table[
-                self.relative_position_index.view(-1)].view(
-                    Wh * Ww + 1, Wh * Ww + 1, -1).permute(2, 0, 1)
+            bias = relative_position_bias(self.relative_position_bias_table,
+                                          self.relative_position_index)
         if rel_pos_bias is not None:
             bias = rel_pos_bias if bias is None else bias + rel_pos_bias
-        x = F.scaled_dot_product_attention(
-            q, k, v,
-            attn_mask=None if bias is None else bias.to(q.dtype).unsqueeze(0),
+        x = fused_multihead_attention(
+            qkv, self.num_heads, bias,
             dropout_p=self.attn_drop.p if self.training else 0.,
             scale=self.scale)
-        x = x.transpose(1, 2).reshape(B, N, C)
         return self.proj_drop(self.proj(x))
 
 
@@ -85,14 +78,7 @@ class SimMIMViT(CheckedLoadingMixin, BEiTPretrainViT):
     def init_weights(self) -> None:
         if self.init_mode == 'beit' or self.loads_pretrained:
             return super().init_weights()
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                trunc_normal_one_sigma_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_linear_layernorm(self, trunc_normal_one_sigma_)
         trunc_normal_one_sigma_(self.cls_token)
         trunc_normal_one_sigma_(self.mask_token)
         if self.pos_embed is not None:

@@ -1,4 +1,5 @@
 """Loss heads of iTPN pre-training."""
+from functools import partial
 from typing import Optional
 
 import torch
@@ -8,7 +9,10 @@ from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule
 from mmpretrain.models.heads import MAEPretrainHead
 from mmpretrain.registry import MODELS
-from ..utils import CheckedLoadingMixin
+from timm.layers import gen_relative_position_index
+from ..utils import (CheckedLoadingMixin, init_linear_layernorm,
+                     relative_position_bias, trunc_normal_02_)
+from ..utils.itpn_layers import LevelEmbed, iTPNBlock
 
 
 @MODELS.register_module()
@@ -91,8 +95,6 @@ class iTPNCLIPHead(CheckedLoadingMixin, BaseModule):
                  reference_init: bool = True,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
-        from ..backbones.itpn_hivit import iTPNBlock, relative_position_index
-        from ..necks.itpn_decoder import LevelEmbed, _init_linear_ln
         eps = norm_cfg.get('eps', 1e-5)
         self.decoder_embed = LevelEmbed(fpn_dim, embed_dim, num_levels,
                                         eps=eps)
@@ -112,11 +114,11 @@ class iTPNCLIPHead(CheckedLoadingMixin, BaseModule):
                 blk.attn.relative_position_bias_table = nn.Parameter(
                     torch.zeros(n_rel, num_heads))
             self.register_buffer('relative_position_index',
-                                 relative_position_index(*self.grid),
+                                 gen_relative_position_index(self.grid),
                                  persistent=False)
         self.norm_cls = nn.LayerNorm(embed_dim, eps=eps)
         self.lm_cls_head = nn.Linear(embed_dim, target_dim)
-        self.apply(_init_linear_ln)
+        init_linear_layernorm(self, trunc_normal_02_)
         if use_rel_pos_bias and not reference_init:
             for blk in self.cls_pt_layers:
                 nn.init.trunc_normal_(blk.attn.relative_position_bias_table,
@@ -135,13 +137,12 @@ class iTPNCLIPHead(CheckedLoadingMixin, BaseModule):
             x = x + f
         main = self.lm_head(self.norm(x))
         y = early
-        n = y.shape[1]
         for blk in self.cls_pt_layers:
             bias = None
             if self.use_rel_pos_bias:
-                table = blk.attn.relative_position_bias_table
-                bias = table[self.relative_position_index.reshape(-1)]
-                bias = bias.reshape(n, n, -1).permute(2, 0, 1)
+                bias = relative_position_bias(
+                    blk.attn.relative_position_bias_table,
+                    self.relative_position_index)
             y = blk(y, bias)
         aux = self.lm_cls_head(self.norm_cls(y))
         return main, aux
@@ -184,9 +185,8 @@ class iTPNMFMHead(CheckedLoadingMixin, BaseModule):
         self.level_weights = tuple(level_weights)
         self.predictors = nn.ModuleList(
             [nn.Linear(fpn_dim, c) for c in target_dims])
-        for m in self.predictors:
-            nn.init.trunc_normal_(m.weight, std=.02)
-            nn.init.constant_(m.bias, 0)
+        init_linear_layernorm(self.predictors,
+                              partial(nn.init.trunc_normal_, std=.02))
 
     def loss(self, levels, targets, mask: torch.Tensor) -> torch.Tensor:
         """Masked regression loss.

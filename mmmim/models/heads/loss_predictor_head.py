@@ -9,7 +9,7 @@ from mmengine.model import BaseModule
 from mmpretrain.models.backbones.vision_transformer import \
     TransformerEncoderLayer
 from mmpretrain.registry import MODELS
-from ..utils import CheckedLoadingMixin
+from ..utils import CheckedLoadingMixin, init_linear_layernorm
 
 
 @MODELS.register_module()
@@ -62,14 +62,7 @@ class LossPredictorHead(CheckedLoadingMixin, BaseModule):
         if self.loads_pretrained:  # loaded by super(): keep it
             return
         # the reference initialises every Linear / LayerNorm as MAE does
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.xavier_uniform_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_linear_layernorm(self)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, 1 + L, C) decoder tokens -> (B, L) predicted losses."""

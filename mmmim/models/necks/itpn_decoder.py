@@ -4,46 +4,12 @@ from typing import Optional, Sequence
 import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
-from mmengine.model.weight_init import trunc_normal_
 from mmpretrain.models.backbones.hivit import BlockWithRPE
 from mmpretrain.registry import MODELS
 
-from ..utils import CheckedLoadingMixin, sincos_pos_embed_2d
-
-
-def _init_linear_ln(m):
-    if isinstance(m, nn.Linear):
-        trunc_normal_(m.weight, std=.02)
-        if m.bias is not None:
-            nn.init.constant_(m.bias, 0)
-    elif isinstance(m, nn.LayerNorm):
-        nn.init.constant_(m.bias, 0)
-        nn.init.constant_(m.weight, 1.0)
-
-
-class LevelEmbed(nn.ModuleList):
-    """``decoder_embed``: per level LayerNorm + Linear(fpn -> D / 4^k).
-
-    The 4^k sub-tokens of a patch are concatenated back to D per patch, in
-    (row, col, channel) order, as the reference reshape does. The LayerNorms
-    use the reference's ``norm_layer`` eps (1e-6 in the pixel and CLIP code).
-    """
-
-    def __init__(self, fpn_dim: int, embed_dim: int, num_levels: int = 3,
-                 eps: float = 1e-6):
-        super().__init__([
-            nn.Sequential(
-                nn.LayerNorm(fpn_dim, eps=eps),
-                nn.Linear(fpn_dim, embed_dim // 4**k))
-            for k in range(num_levels)
-        ])
-
-    def embed(self, levels: Sequence[torch.Tensor]):
-        """List of (B, N, D) per-patch embeddings, one per level."""
-        out = []
-        for x, layer in zip(levels, self):
-            out.append(layer(x).reshape(x.shape[0], x.shape[1], -1))
-        return out
+from ..utils import (CheckedLoadingMixin, init_linear_layernorm,
+                     sincos_pos_embed_2d, trunc_normal_02_)
+from ..utils.itpn_layers import LevelEmbed
 
 
 @MODELS.register_module()
@@ -102,7 +68,7 @@ class iTPNPixelDecoder(CheckedLoadingMixin, BaseModule):
         self.decoder_norm = nn.LayerNorm(embed_dim,
                                          eps=norm_cfg.get('eps', 1e-5))
         self.decoder_pred = nn.Linear(embed_dim, patch_size**2 * in_channels)
-        self.apply(_init_linear_ln)
+        init_linear_layernorm(self, trunc_normal_02_)
         nn.init.normal_(self.mask_token, std=.02)
 
     def forward(self, levels: Sequence[torch.Tensor],

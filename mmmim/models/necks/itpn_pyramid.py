@@ -6,6 +6,7 @@ and as a dense neck on NCHW maps for Mask R-CNN or UperNet; a pre-training
 checkpoint therefore loads with ``init_cfg=dict(type='Pretrained',
 checkpoint=..., prefix='neck.')`` and nothing missing.
 """
+from functools import partial
 from typing import Optional, Sequence
 
 import torch
@@ -15,7 +16,8 @@ from mmengine.model import BaseModule
 from mmpretrain.models.backbones.hivit import BlockWithRPE
 from mmpretrain.models.necks.itpn_neck import PatchSplit
 from mmpretrain.registry import MODELS
-from ..utils import CheckedLoadingMixin
+from ..utils import CheckedLoadingMixin, init_linear_layernorm
+from ..utils.itpn_layers import nchw_to_tokens, tokens_to_nchw
 
 
 def _mlp_block(dim: int, mlp_ratio: float, drop: float,
@@ -89,17 +91,7 @@ class iTPNPyramidNeck(CheckedLoadingMixin, BaseModule):
         self.fpn_modules = nn.ModuleList(
             [_mlp_block(fpn_dim, mlp_ratio, drop_rate, norm_cfg)
              for _ in range(3)])
-        self.apply(self._init_linear)
-
-    @staticmethod
-    def _init_linear(m):
-        if isinstance(m, nn.Linear):
-            nn.init.trunc_normal_(m.weight, std=.02)
-            if m.bias is not None:
-                nn.init.constant_(m.bias, 0)
-        elif isinstance(m, nn.LayerNorm):
-            nn.init.constant_(m.bias, 0)
-            nn.init.constant_(m.weight, 1.0)
+        init_linear_layernorm(self, partial(nn.init.trunc_normal_, std=.02))
 
     def forward_tokens(self, feats: Sequence[torch.Tensor]):
         """Pyramid in token layout: ``(f4, f8, f16)`` -> ``(l16, l8, l4)``."""
@@ -110,19 +102,6 @@ class iTPNPyramidNeck(CheckedLoadingMixin, BaseModule):
         l8 = self.block_16to8(self.split_16to8(f16) + self.align_dim_16to8(f8))
         l4 = self.block_8to4(self.split_8to4(l8) + self.align_dim_8to4(f4))
         return tuple(m(x) for m, x in zip(self.fpn_modules, (l16, l8, l4)))
-
-    @staticmethod
-    def _nchw_to_tokens(x: torch.Tensor, k: int) -> torch.Tensor:
-        """(B, C, h*k, w*k) -> (B, h*w, k, k, C)."""
-        B, C, H, W = x.shape
-        x = x.reshape(B, C, H // k, k, W // k, k).permute(0, 2, 4, 3, 5, 1)
-        return x.reshape(B, -1, k, k, C)
-
-    @staticmethod
-    def _tokens_to_nchw(x: torch.Tensor, hw) -> torch.Tensor:
-        B, _, k, _, C = x.shape
-        x = x.reshape(B, hw[0], hw[1], k, k, C).permute(0, 5, 1, 3, 2, 4)
-        return x.reshape(B, C, hw[0] * k, hw[1] * k).contiguous()
 
     def forward(self, feats: Sequence[torch.Tensor]) -> tuple:
         """Run the pyramid in the layout ``out_mode`` asks for.
@@ -135,9 +114,9 @@ class iTPNPyramidNeck(CheckedLoadingMixin, BaseModule):
             return self.forward_tokens(feats)
         m4, m8, m16 = feats[-3:]
         hw = m16.shape[-2:]
-        tokens = (self._nchw_to_tokens(m4, 4), self._nchw_to_tokens(m8, 2),
-                  self._nchw_to_tokens(m16, 1))
-        l16, l8, l4 = (self._tokens_to_nchw(t, hw)
+        tokens = (nchw_to_tokens(m4, 4), nchw_to_tokens(m8, 2),
+                  nchw_to_tokens(m16, 1))
+        l16, l8, l4 = (tokens_to_nchw(t, hw)
                        for t in self.forward_tokens(tokens))
         if self.out_mode == 'fpn':
             p32 = F.avg_pool2d(l16, kernel_size=2, stride=2)

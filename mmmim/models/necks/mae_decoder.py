@@ -4,7 +4,8 @@ import torch.nn as nn
 
 from mmpretrain.models import MAEPretrainDecoder
 from mmpretrain.registry import MODELS
-from ..utils import CheckedLoadingMixin, sincos_pos_embed_2d
+from ..utils import (CheckedLoadingMixin, init_linear_layernorm,
+                     sincos_pos_embed_2d)
 
 
 @MODELS.register_module()
@@ -39,14 +40,7 @@ class MAEDecoder(CheckedLoadingMixin, MAEPretrainDecoder):
         self.decoder_pos_embed.data.copy_(
             sincos_pos_embed_2d(side, side, self.decoder_pos_embed.shape[-1],
                                 self.sincos_layout, cls_token=True))
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.xavier_uniform_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_linear_layernorm(self)  # xavier Linear, as MAE
         nn.init.normal_(self.mask_token, std=.02)
 
     def embed_tokens(self, x: torch.Tensor,

@@ -1,12 +1,19 @@
+from .attention import fused_multihead_attention, relative_position_bias
 from .checkpoint_loading import (CheckedLoadingMixin, LoadReport,
                                  adapt_state_dict, load_pretrained_checked)
 from .masking import (masks_from_data_samples, random_patch_mask,
                       visible_first_order)
 from .position_embedding import sincos_1d, sincos_pos_embed_2d
 from .sync_batchnorm import PortableSyncBN
+from .token_batchnorm import TokenBatchNorm
+from .weight_init import init_linear_layernorm, trunc_normal_02_
 
 __all__ = [
-    'CheckedLoadingMixin', 'LoadReport', 'PortableSyncBN', 'adapt_state_dict',
+    'CheckedLoadingMixin', 'LoadReport', 'PortableSyncBN', 'TokenBatchNorm',
+    'adapt_state_dict',
+    'fused_multihead_attention', 'init_linear_layernorm',
+    'relative_position_bias',
     'load_pretrained_checked', 'masks_from_data_samples', 'random_patch_mask',
-    'visible_first_order', 'sincos_1d', 'sincos_pos_embed_2d'
+    'visible_first_order', 'sincos_1d', 'sincos_pos_embed_2d',
+    'trunc_normal_02_'
 ]
