@@ -3,13 +3,13 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from mmpretrain.registry import HOOKS
-from ...models.selfsup.sim import cosine_momentum
 
 
 @HOOKS.register_module()
 class SIMMomentumHook(Hook):
     """Sets ``model.momentum = 1 - (1/2)(1 + cos(pi t / E))(1 - m0)`` before
-    every training iteration.
+    every training iteration (``model.schedule_momentum``, e.g.
+    ``SIMPretrainer``).
 
     ``t / E`` is ``runner.iter / runner.max_iters``: in an epoch-based loop
     that is the fractional epoch over the number of epochs, as in the
@@ -29,6 +29,5 @@ class SIMMomentumHook(Hook):
                           data_batch=None) -> None:
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
-        m0 = (model.base_momentum
-              if self.base_momentum is None else self.base_momentum)
-        model.momentum = cosine_momentum(m0, runner.iter / runner.max_iters)
+        model.schedule_momentum(runner.iter / runner.max_iters,
+                                self.base_momentum)

@@ -3,10 +3,23 @@
 The online branch encodes the masked view 1 and predicts the dense
 representation of view 2 (placed in view 1's frame by the relative position
 embedding); a momentum branch encodes the full view 2.
+
+Parts, each registered in mmpretrain's ``MODELS`` (files under
+``mmmim/models/``):
+
+- backbone: ``MaskedViT`` (backbones/masked_vit.py);
+- head: ``SiameseDenseHead`` with its ``SIMProjector`` and ``SIMPredictor``
+  (heads/siamese_dense_head.py) and ``UniGradLoss`` (losses/unigrad.py);
+- the relative position embedding: utils/relative_position.py;
+- the momentum branch and its cosine schedule: here (``SIMMomentumHook``,
+  mmmim/engine/hooks, sets the schedule position).
+
+The two views and their crop records come from ``SIMTwoViews``
+(mmmim/datasets/transforms/sim_views.py).
 """
 import copy
 import math
-from typing import Dict, Iterator, List, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -134,6 +147,15 @@ class SIMPretrainer(MIMSelfSupervisor):
         mb.projector.load_state_dict(self.head.projector.state_dict())
         mb.cls_token.data.copy_(self.backbone.cls_token.data)
         mb.mask_token.data.copy_(self.head.predictor.mask_token.data)
+
+    def schedule_momentum(self, progress: float,
+                          base_momentum: Optional[float] = None) -> float:
+        """Set ``momentum`` to the cosine schedule at ``progress = t / E``
+        (``SIMMomentumHook`` calls it before every iteration); ``m0`` is
+        ``base_momentum`` or, if None, this model's."""
+        m0 = self.base_momentum if base_momentum is None else base_momentum
+        self.momentum = cosine_momentum(m0, progress)
+        return self.momentum
 
     @torch.no_grad()
     def momentum_update(self, momentum: float = None) -> None:
