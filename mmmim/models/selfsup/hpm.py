@@ -1,4 +1,18 @@
-"""HPM: MAE plus a loss predictor whose EMA teacher mines hard patches (METHODS.md s.3)."""
+"""HPM: MAE plus a loss predictor whose EMA teacher mines hard patches (METHODS.md s.3).
+
+Parts, each registered in mmpretrain's ``MODELS`` (files under
+``mmmim/models/``):
+
+- backbone: ``MaskedViT`` (backbones/masked_vit.py);
+- neck: ``MAEDecoder`` (necks/mae_decoder.py);
+- head: mmpretrain's ``MAEPretrainHead`` (pixel target);
+- loss_predictor: ``LossPredictorHead`` (heads/loss_predictor_head.py), with
+  ``HPMRelativeLoss`` / ``HPMStandardizedMSELoss`` (losses/hpm_losses.py);
+- target_generator: ``HPMTarget`` (target_generators/hpm_target.py), the EMA
+  teacher and its mask, updated by ``HPMTeacherHook`` (mmmim/engine/hooks);
+- ``PatchHOGGenerator`` (target_generators/patch_hog.py) for
+  ``target='hog'``.
+"""
 from typing import Dict, List, Optional
 
 import torch
