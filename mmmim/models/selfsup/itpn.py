@@ -1,10 +1,35 @@
-"""iTPN pixel pre-training: HiViT + pyramid neck + pixel decoder."""
+"""iTPN pre-training: a HiViT backbone and a feature pyramid trained together
+(Tian et al., *Integrally Pre-Trained Transformer Pyramid Networks*, CVPR
+2023; docs/itpn.md).
+
+Three variants share :class:`iTPNBase` (backbone, pyramid neck, mask):
+
+- :class:`iTPNPretrainer`: pixel targets through a decoder (reference
+  ``itpn_pixel``);
+- :class:`iTPNCLIPPretrainer`: masked feature modeling with a frozen CLIP
+  teacher (reference ``itpn_clip``);
+- :class:`iTPNMFMPretrainer`: masked feature modeling with a moving-average
+  teacher (the paper's description).
+
+Parts, each registered in mmpretrain's ``MODELS`` (files under
+``mmmim/models/``):
+
+- backbone: ``iTPNBackbone`` (backbones/itpn_hivit.py);
+- neck: ``iTPNPyramidNeck`` (necks/itpn_pyramid.py);
+- decoder of the pixel variant: ``iTPNPixelDecoder`` (necks/itpn_decoder.py);
+- head: ``iTPNPixelHead``, ``iTPNCLIPHead``, ``iTPNMFMHead``
+  (heads/itpn_heads.py);
+- target_generator: ``iTPNCLIPTeacher``, ``iTPNEMATeacher``
+  (target_generators/itpn_teachers.py).
+
+Layers they share (the HiViT block with a relative bias, the per-level
+embedding, token-layout conversions) are in ``models/utils/itpn_layers.py``.
+"""
 from typing import Dict, List, Optional
 
 import torch
 
 from mmpretrain.registry import MODELS
-
 from ..utils import (masks_from_data_samples, random_patch_mask,
                      visible_first_order)
 from .base import MIMSelfSupervisor
@@ -16,16 +41,52 @@ def _image(inputs):
     return inputs[0] if isinstance(inputs, (list, tuple)) else inputs
 
 
-@MODELS.register_module()
-class iTPNPretrainer(MIMSelfSupervisor):
-    """iTPN with pixel targets (reference ``models_itpn`` pre-training).
+class iTPNBase(MIMSelfSupervisor):
+    """What every iTPN variant has: an ``iTPNBackbone``, an
+    ``iTPNPyramidNeck`` (``self.neck``, so that its checkpoint keys start
+    with ``neck.`` and load downstream; None only in the pixel variant's
+    no-pyramid ablation), a head and the patch mask.
 
-    The patch mask comes from ``data_samples[i].mask`` when the pipeline gives
-    one, else MAE random masking with ``mask_ratio``. The backbone drops the
-    masked patches before its stem, the pyramid neck (``self.neck``, so that
-    its checkpoint keys start with ``neck.``) builds three levels over the
-    visible patches, the decoder fuses them and predicts pixels, and the head
-    computes the masked normalised-pixel MSE.
+    The mask comes from ``data_samples[i].mask`` when the pipeline gives one,
+    else MAE random masking with ``mask_ratio``, on the patch grid of the
+    image at hand. Keyword arguments a variant does not name
+    (``data_preprocessor``, ``init_cfg``, ``nonfinite_loss``, ``compile``) go
+    to ``MIMSelfSupervisor``.
+    """
+
+    def get_mask(self, img: torch.Tensor, data_samples) -> torch.Tensor:
+        """(B, L) bool mask: the pipeline's if given, else random."""
+        h, w = (img.shape[2] // self.backbone.patch_size,
+                img.shape[3] // self.backbone.patch_size)
+        mask = masks_from_data_samples(data_samples)
+        if mask is None:
+            return random_patch_mask(img.shape[0], h * w, self.mask_ratio,
+                                     device=img.device)
+        if mask.shape[1] != h * w:
+            raise ValueError(f'the pipeline mask has {mask.shape[1]} patches, '
+                             f'the image has {h * w}')
+        return mask.to(img.device)
+
+    def extract_feat(self, inputs: torch.Tensor):
+        """NCHW maps of the unmasked backbone."""
+        return self.backbone(_image(inputs))
+
+    def ema_feature_targets(self, img: torch.Tensor) -> tuple:
+        """The ``iTPNEMATeacher``'s features of the unmasked image at strides
+        16, 8, 4 (the order of the pyramid levels); in training the teacher
+        takes its EMA step first."""
+        if self.training:
+            self.target_generator.update(self.backbone)
+        return self.target_generator(img)[::-1]
+
+
+@MODELS.register_module()
+class iTPNPretrainer(iTPNBase):
+    """iTPN with pixel targets (reference ``itpn_pixel`` pre-training).
+
+    The backbone drops the masked patches before its stem, the pyramid neck
+    builds three levels over the visible patches, the decoder fuses them and
+    predicts pixels, and the head computes the masked normalised-pixel MSE.
 
     The paper's ablations (the reference is the default):
 
@@ -54,9 +115,11 @@ class iTPNPretrainer(MIMSelfSupervisor):
             ``mfm_head``).
         mfm_weight (float): Weight of ``loss_mfm``.
         mask_ratio (float): Ratio of masked patches without a pipeline mask.
-        data_preprocessor (dict, optional): Data preprocessor config.
-        init_cfg (dict, optional): Initialisation config.
+        **kwargs: ``data_preprocessor``, ``init_cfg``, ``nonfinite_loss``,
+            ``compile`` (``MIMSelfSupervisor``).
     """
+
+    compile_modules = ('backbone', 'neck', 'decoder', 'head', 'mfm_head')
 
     def __init__(self,
                  backbone: dict,
@@ -67,44 +130,22 @@ class iTPNPretrainer(MIMSelfSupervisor):
                  target_generator: Optional[dict] = None,
                  mfm_weight: float = 1.0,
                  mask_ratio: float = 0.75,
-                 data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None,
                  **kwargs):
         super().__init__(backbone=backbone, neck=neck, head=head,
                          target_generator=target_generator,
-                         data_preprocessor=data_preprocessor,
-                         init_cfg=init_cfg, mask_ratio=mask_ratio, **kwargs)
+                         mask_ratio=mask_ratio, **kwargs)
         self.decoder = MODELS.build(decoder)
         self.mfm_head = None if mfm_head is None else MODELS.build(mfm_head)
         self.mfm_weight = mfm_weight
         if self.mfm_head is not None:
             if target_generator is None or not self.with_neck:
-                raise ValueError('multi-stage supervision (mfm_head) needs the '
-                                 'pyramid neck and an iTPNEMATeacher '
+                raise ValueError('multi-stage supervision (mfm_head) needs '
+                                 'the pyramid neck and an iTPNEMATeacher '
                                  'target_generator')
             if self.backbone.mask_mode != 'stem_token':
                 raise ValueError("mfm_head needs every patch in the pyramid: "
                                  "use backbone mask_mode='stem_token'")
             self.target_generator.setup(self.backbone)
-
-    compile_modules = ('backbone', 'neck', 'decoder', 'head', 'mfm_head')
-
-    def get_mask(self, img: torch.Tensor, data_samples) -> torch.Tensor:
-        """(B, L) bool mask: the pipeline's if given, else random."""
-        h, w = (img.shape[2] // self.backbone.patch_size,
-                img.shape[3] // self.backbone.patch_size)
-        mask = masks_from_data_samples(data_samples)
-        if mask is None:
-            return random_patch_mask(img.shape[0], h * w, self.mask_ratio,
-                                     device=img.device)
-        if mask.shape[1] != h * w:
-            raise ValueError(f'the pipeline mask has {mask.shape[1]} patches, '
-                             f'the image has {h * w}')
-        return mask.to(img.device)
-
-    def extract_feat(self, inputs: torch.Tensor):
-        """NCHW maps of the unmasked backbone."""
-        return self.backbone(_image(inputs))
 
     def pyramid(self, img: torch.Tensor, mask: torch.Tensor):
         """Pyramid levels ``(l16, l8, l4)`` (or the main stage alone without
@@ -134,23 +175,22 @@ class iTPNPretrainer(MIMSelfSupervisor):
 
     def loss(self, inputs, data_samples: Optional[List] = None,
              **kwargs) -> Dict[str, torch.Tensor]:
-        """Masked normalised-pixel loss, ``dict(loss=...)``."""
+        """Masked normalised-pixel loss, ``dict(loss=...)`` (and
+        ``loss_mfm`` with ``mfm_head``)."""
         img = _image(inputs)
         mask = self.get_mask(img, data_samples)
         levels = self.pyramid(img, mask)
         pred = self.decode(levels, mask)
         losses = dict(loss=self.head.loss(pred, img, mask))
         if self.mfm_head is not None:
-            if self.training:
-                self.target_generator.update(self.backbone)
-            targets = self.target_generator(img)  # (t4, t8, t16)
+            targets = self.ema_feature_targets(img)
             losses['loss_mfm'] = self.mfm_weight * self.mfm_head.loss(
-                levels, targets[::-1], mask)
+                levels, targets, mask)
         return losses
 
 
 @MODELS.register_module()
-class iTPNCLIPPretrainer(iTPNPretrainer):
+class iTPNCLIPPretrainer(iTPNBase):
     """iTPN masked feature modeling with a frozen CLIP teacher (reference).
 
     The mask token replaces the masked stride-16 tokens after the stem
@@ -184,15 +224,10 @@ class iTPNCLIPPretrainer(iTPNPretrainer):
                  early_layers: int = 19,
                  aux_drop_path_from_backbone: bool = True,
                  mask_ratio: float = 0.4,
-                 data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None,
                  **kwargs):
-        # no pixel decoder: skip iTPNPretrainer.__init__
-        MIMSelfSupervisor.__init__(
-            self, backbone=backbone, neck=neck, head=head,
-            target_generator=target_generator,
-            data_preprocessor=data_preprocessor, init_cfg=init_cfg,
-            mask_ratio=mask_ratio, **kwargs)
+        super().__init__(backbone=backbone, neck=neck, head=head,
+                         target_generator=target_generator,
+                         mask_ratio=mask_ratio, **kwargs)
         if not 0 < early_layers <= self.backbone.num_main_blocks:
             raise ValueError(f'early_layers must be in [1, '
                              f'{self.backbone.num_main_blocks}]')
@@ -246,7 +281,7 @@ class iTPNCLIPPretrainer(iTPNPretrainer):
 
 
 @MODELS.register_module()
-class iTPNMFMPretrainer(iTPNPretrainer):
+class iTPNMFMPretrainer(iTPNBase):
     """iTPN masked feature modeling with a moving-average teacher (paper).
 
     The teacher is an EMA copy of the backbone run on the unmasked image; the
@@ -272,15 +307,10 @@ class iTPNMFMPretrainer(iTPNPretrainer):
                  target_generator: dict,
                  mask_mode: str = 'stem_token',
                  mask_ratio: float = 0.75,
-                 data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None,
                  **kwargs):
-        # no pixel decoder: skip iTPNPretrainer.__init__
-        MIMSelfSupervisor.__init__(
-            self, backbone=backbone, neck=neck, head=head,
-            target_generator=target_generator,
-            data_preprocessor=data_preprocessor, init_cfg=init_cfg,
-            mask_ratio=mask_ratio, **kwargs)
+        super().__init__(backbone=backbone, neck=neck, head=head,
+                         target_generator=target_generator,
+                         mask_ratio=mask_ratio, **kwargs)
         if mask_mode not in ('stem_token', 'token'):
             raise ValueError(f'unknown mask_mode {mask_mode!r}')
         self.mask_mode = mask_mode
@@ -291,11 +321,8 @@ class iTPNMFMPretrainer(iTPNPretrainer):
         """``dict(loss=sum of the per-level masked regression losses)``."""
         img = _image(inputs)
         mask = self.get_mask(img, data_samples)
-        if self.training:
-            self.target_generator.update(self.backbone)
-        targets = self.target_generator(img)  # (t4, t8, t16)
+        targets = self.ema_feature_targets(img)  # (t16, t8, t4)
         feats = self.backbone.forward_tokens(img, mask,
                                              mask_mode=self.mask_mode)
         levels = self.neck(feats)  # (l16, l8, l4)
-        return dict(
-            loss=self.head.loss(levels, targets[::-1], mask))
+        return dict(loss=self.head.loss(levels, targets, mask))
