@@ -15,6 +15,8 @@ from mmengine.logging import print_log
 
 from mmpretrain.models import SwinTransformer
 from mmpretrain.registry import MODELS
+from mmmim.utils.checkpoint import load_checkpoint_file, unwrap_state_dict
+from ..utils.checkpoint_loading import load_pretrained_checked
 
 
 def resize_rel_pos_bias_geometric(table: torch.Tensor,
@@ -120,9 +122,6 @@ class FinetuneSwinTransformer(SwinTransformer):
             return super().init_weights()
         # adapt the checkpoint first, then load it through mmmim's checked
         # loader (every missing / unexpected key is reported)
-        from mmmim.utils.checkpoint import (load_checkpoint_file,
-                                            unwrap_state_dict)
-        from ..utils.checkpoint_loading import load_pretrained_checked
         state = unwrap_state_dict(load_checkpoint_file(
             init_cfg['checkpoint'], init_cfg.get('map_location', 'cpu')))
         prefix = init_cfg.get('prefix') or ''

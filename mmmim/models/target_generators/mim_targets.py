@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 
 from mmpretrain.registry import MODELS
+from mmmim.utils.checkpoint import load_checkpoint_file, unwrap_state_dict
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
@@ -368,8 +369,6 @@ class DVAETokenTarget(MIMTarget):
         tokenizer = dict(tokenizer)
         tokenizer.setdefault('_scope_', 'mmpretrain')
         self.tokenizer = MODELS.build(tokenizer)
-        from mmmim.utils.checkpoint import (load_checkpoint_file,
-                                            unwrap_state_dict)
         # strict: every tokenizer weight must come from the file
         self.tokenizer.load_state_dict(
             unwrap_state_dict(load_checkpoint_file(checkpoint)))
