@@ -7,10 +7,11 @@ which ``mmengine.runner.set_random_seed`` and mmengine's dataloader
 ``worker_init_fn`` seed, so masks are reproducible under a config's
 ``randomness=dict(seed=...)``.
 
-mmpretrain already registers ``SimMIMMaskGenerator`` and ``BEiTMaskGenerator``;
-these differ (MAE mode, exact counts robust to float round-off, inclusive block
-offsets as in BEiT, an exact-count top-up for SIM, parameter checks) and are
-registered under their own names.
+``RandomMaskGenerator`` is mmpretrain's ``SimMIMMaskGenerator`` (the same
+draws, the same masks) with checks of its parameters, MAE mode, non-square
+images and a count immune to float round-off. ``BlockwiseMaskGenerator``
+differs from mmpretrain's ``BEiTMaskGenerator`` (inclusive block offsets as in
+BEiT, an exact-count top-up for SIM, parameter checks).
 """
 import math
 from typing import Optional, Sequence, Tuple, Union
@@ -18,6 +19,7 @@ from typing import Optional, Sequence, Tuple, Union
 import numpy as np
 from mmcv.transforms import BaseTransform
 
+from mmpretrain.datasets.transforms import SimMIMMaskGenerator
 from mmpretrain.registry import TRANSFORMS
 
 _EPS = 1e-6
@@ -60,8 +62,13 @@ def num_masked_patches(num_patches: int, mask_ratio: float) -> int:
 
 
 @TRANSFORMS.register_module()
-class RandomMaskGenerator(BaseTransform):
+class RandomMaskGenerator(SimMIMMaskGenerator):
     """Uniformly random patch mask with an exact count (MAE and SimMIM).
+
+    mmpretrain's ``SimMIMMaskGenerator`` draws the masks (numpy's
+    ``permutation``, then blocks expanded to model patches); this class
+    checks the parameters, adds MAE mode and non-square images, and counts
+    with :func:`num_masked_patches`.
 
     * **MAE mode** (``mask_patch_size`` None or equal to ``patch_size``):
       exactly ``ceil(L * mask_ratio)`` of the ``L`` model patches are masked,
@@ -91,7 +98,7 @@ class RandomMaskGenerator(BaseTransform):
                  patch_size: int = 16,
                  mask_ratio: float = 0.75,
                  mask_patch_size: Optional[int] = None) -> None:
-        self.input_size = _pair(input_size, 'input_size')
+        input_size = _pair(input_size, 'input_size')
         if not isinstance(patch_size, (int, np.integer)) or patch_size <= 0:
             raise ValueError(
                 f'patch_size must be a positive int, got {patch_size!r}')
@@ -106,18 +113,20 @@ class RandomMaskGenerator(BaseTransform):
                              f'multiple of patch_size {patch_size}')
         if not 0 < mask_ratio < 1:
             raise ValueError(f'mask_ratio must be in (0, 1), got {mask_ratio}')
+        self.grid = _grid(input_size, patch_size, 'input_size', 'patch_size')
+        self.rand_grid = _grid(input_size, mask_patch_size, 'input_size',
+                               'mask_patch_size')
+        # mmpretrain's attributes (rand_size: the first side; its transform
+        # serves square grids), then the full (h, w) ones
+        super().__init__(input_size[0], int(mask_patch_size), int(patch_size),
+                         float(mask_ratio))
+        self.input_size = input_size
         self.patch_size = int(patch_size)
-        self.mask_patch_size = int(mask_patch_size)
-        self.mask_ratio = float(mask_ratio)
-
-        self.grid = _grid(self.input_size, self.patch_size, 'input_size',
-                          'patch_size')
-        self.rand_grid = _grid(self.input_size, self.mask_patch_size,
-                               'input_size', 'mask_patch_size')
-        self.scale = self.mask_patch_size // self.patch_size
-        self.num_units = self.rand_grid[0] * self.rand_grid[1]
-        self.num_masked_units = num_masked_patches(self.num_units,
-                                                   self.mask_ratio)
+        self.num_units = self.token_count = \
+            self.rand_grid[0] * self.rand_grid[1]
+        # ceil(L * r) immune to round-off (mmpretrain: np.ceil)
+        self.num_masked_units = self.mask_count = num_masked_patches(
+            self.num_units, self.mask_ratio)
         if self.num_masked_units >= self.num_units:
             raise ValueError(
                 f'mask_ratio {mask_ratio} masks all {self.num_units} '
@@ -134,13 +143,15 @@ class RandomMaskGenerator(BaseTransform):
         Returns:
             dict: ``results`` with ``mask`` added.
         """
+        if self.rand_grid[0] == self.rand_grid[1]:
+            return super().transform(results)
+        # a non-square grid, which mmpretrain's transform does not take:
+        # the same draw, reshaped to (h, w)
         ids = np.random.permutation(self.num_units)[:self.num_masked_units]
         mask = np.zeros(self.num_units, dtype=int)
         mask[ids] = 1
-        mask = mask.reshape(self.rand_grid)
-        if self.scale > 1:
-            mask = mask.repeat(self.scale, axis=0).repeat(self.scale, axis=1)
-        results['mask'] = mask
+        results['mask'] = mask.reshape(self.rand_grid).repeat(
+            self.scale, axis=0).repeat(self.scale, axis=1)
         return results
 
     def __repr__(self) -> str:

@@ -17,37 +17,15 @@ from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 from mmpretrain.models.backbones.hivit import (BlockWithRPE, PatchEmbed,
                                                PatchMerge)
+from mmpretrain.models.utils import resize_pos_embed
 from mmpretrain.registry import MODELS
 from timm.layers import gen_relative_position_index
 
 from ..utils import (CheckedLoadingMixin, init_linear_layernorm,
-                     relative_position_bias, sincos_pos_embed_2d,
-                     trunc_normal_02_, visible_first_order)
+                     relative_position_bias, resize_rel_pos_bias,
+                     sincos_pos_embed_2d, trunc_normal_02_,
+                     visible_first_order)
 from ..utils.itpn_layers import iTPNBlock, tokens_to_nchw
-
-
-def resize_rel_pos_table(table: torch.Tensor, src: Tuple[int, int],
-                         dst: Tuple[int, int]) -> torch.Tensor:
-    """Bicubic resize of a ((2h-1)*(2w-1), heads) table, grid src -> dst."""
-    sh, sw = 2 * src[0] - 1, 2 * src[1] - 1
-    dh, dw = 2 * dst[0] - 1, 2 * dst[1] - 1
-    if (sh, sw) == (dh, dw):
-        return table
-    heads = table.shape[1]
-    t = table.T.reshape(1, heads, sh, sw).float()
-    t = F.interpolate(t, size=(dh, dw), mode='bicubic', align_corners=False)
-    return t.reshape(heads, dh * dw).T.to(table.dtype)
-
-
-def resize_pos_embed(pos: torch.Tensor, src: Tuple[int, int],
-                     dst: Tuple[int, int]) -> torch.Tensor:
-    """Bicubic resize of a (1, h*w, C) absolute position table."""
-    if tuple(src) == tuple(dst):
-        return pos
-    c = pos.shape[-1]
-    p = pos.reshape(1, src[0], src[1], c).permute(0, 3, 1, 2).float()
-    p = F.interpolate(p, size=tuple(dst), mode='bicubic', align_corners=False)
-    return p.permute(0, 2, 3, 1).reshape(1, -1, c).to(pos.dtype)
 
 
 def resample_pos_embed_reference(pos: torch.Tensor, src: Tuple[int, int],
@@ -400,7 +378,8 @@ class iTPNBackbone(CheckedLoadingMixin, BaseModule):
         patch grid (see ``reference_pos_interp``)."""
         table_hw = self.pos_embed_grid
         if not self.reference_pos_interp:
-            return resize_pos_embed(self.pos_embed, table_hw, hw)
+            return resize_pos_embed(self.pos_embed, table_hw, hw,
+                                    num_extra_tokens=0)
         # the reference compares the token count (the visible tokens in
         # masked pre-training) with the table size
         if num_tokens == table_hw[0] * table_hw[1] and tuple(hw) == table_hw:
@@ -415,7 +394,7 @@ class iTPNBackbone(CheckedLoadingMixin, BaseModule):
         if tuple(hw) == tuple(self.patch_resolution):
             index = self.relative_position_index
         else:
-            table = resize_rel_pos_table(table, self.patch_resolution, hw)
+            table = resize_rel_pos_bias(table, self.patch_resolution, hw)
             index = gen_relative_position_index(tuple(hw),
                                                 device=table.device)
         bias = relative_position_bias(table, index)

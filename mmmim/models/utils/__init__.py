@@ -3,7 +3,8 @@ from .checkpoint_loading import (CheckedLoadingMixin, LoadReport,
                                  adapt_state_dict, load_pretrained_checked)
 from .masking import (masks_from_data_samples, random_patch_mask,
                       visible_first_order)
-from .position_embedding import sincos_1d, sincos_pos_embed_2d
+from .position_embedding import (resize_rel_pos_bias, sincos_1d,
+                                 sincos_pos_embed_2d)
 from .sync_batchnorm import PortableSyncBN
 from .token_batchnorm import TokenBatchNorm
 from .weight_init import init_linear_layernorm, trunc_normal_02_
@@ -14,6 +15,6 @@ __all__ = [
     'fused_multihead_attention', 'init_linear_layernorm',
     'relative_position_bias',
     'load_pretrained_checked', 'masks_from_data_samples', 'random_patch_mask',
-    'visible_first_order', 'sincos_1d', 'sincos_pos_embed_2d',
-    'trunc_normal_02_'
+    'visible_first_order', 'resize_rel_pos_bias', 'sincos_1d',
+    'sincos_pos_embed_2d', 'trunc_normal_02_'
 ]

@@ -38,9 +38,9 @@ import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.model.weight_init import PretrainedInit, update_init_info
 from mmpretrain.models.utils import resize_pos_embed
-from timm.layers import resize_rel_pos_bias_table_simple
 
 from mmmim.utils.checkpoint import load_checkpoint_file, unwrap_state_dict
+from .position_embedding import resize_rel_pos_bias
 
 
 @dataclass
@@ -132,8 +132,8 @@ def resize_rel_pos_table(src: torch.Tensor,
                          owners: Optional[List[nn.Module]] = None
                          ) -> Optional[torch.Tensor]:
     """Interpolate a ((2h-1)*(2w-1) [+ 3], heads) relative position table
-    from a square grid to ``dst_shape`` (timm's
-    ``resize_rel_pos_bias_table_simple``: bicubic, the 3 BEiT cls rows kept).
+    from a square grid to ``dst_shape`` (:func:`resize_rel_pos_bias`: timm's
+    ``resize_rel_pos_bias_table_simple``, bicubic, the 3 BEiT cls rows kept).
 
     The destination grid comes from ``owners`` (the modules holding the
     table, nearest first) when one of them says it, else it is square.
@@ -144,8 +144,8 @@ def resize_rel_pos_table(src: torch.Tensor,
         src_side = _square(src.shape[0] - extra)
         dst_hw = _grid_of(owners or [], dst_shape[0], extra, table=True)
         if src_side and src_side % 2 and dst_hw:
-            return resize_rel_pos_bias_table_simple(src, dst_hw,
-                                                    tuple(dst_shape))
+            return resize_rel_pos_bias(src, ((src_side + 1) // 2, ) * 2,
+                                       dst_hw, extra)
     return None
 
 

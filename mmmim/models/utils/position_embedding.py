@@ -1,5 +1,14 @@
-"""Fixed 2-D sin-cos position tables in both layouts used by the references."""
+"""Position tables: fixed 2-D sin-cos tables in both layouts used by the
+references, and relative position bias tables resized to other grids.
+
+The sin-cos tables are computed here in float64, as the references do (with
+numpy), rather than with mmpretrain's ``build_2d_sincos_position_embedding``,
+which computes in float32 and differs from them in the last bits.
+"""
+from typing import Sequence
+
 import torch
+from timm.layers import resize_rel_pos_bias_table_simple
 
 
 def sincos_1d(positions: torch.Tensor, dim: int) -> torch.Tensor:
@@ -41,3 +50,24 @@ def sincos_pos_embed_2d(grid_h: int,
     if cls_token:
         table = torch.cat([table.new_zeros(1, dim), table], dim=0)
     return table.float()[None]
+
+
+def resize_rel_pos_bias(table: torch.Tensor,
+                        src_grid: Sequence[int],
+                        dst_grid: Sequence[int],
+                        num_extra: int = 0) -> torch.Tensor:
+    """Resize a ``((2h-1)(2w-1) + num_extra, heads)`` relative position bias
+    table from the ``src_grid`` (h, w) token grid to ``dst_grid``.
+
+    timm's ``resize_rel_pos_bias_table_simple`` (bicubic) on the
+    ``(heads, 2h-1, 2w-1)`` layout, so any two grids work; the ``num_extra``
+    trailing rows (BEiT's 3 cls entries) are kept as they are.
+    """
+    heads = table.shape[1]
+    src = (2 * src_grid[0] - 1, 2 * src_grid[1] - 1)
+    dst = (2 * dst_grid[0] - 1, 2 * dst_grid[1] - 1)
+    grid = table[:table.shape[0] - num_extra].T.reshape(heads, *src)
+    grid = resize_rel_pos_bias_table_simple(grid, tuple(dst_grid),
+                                            (heads, *dst))
+    return torch.cat([grid.reshape(heads, -1).T,
+                      table[table.shape[0] - num_extra:]])
