@@ -33,7 +33,7 @@ conv = load_converter()
 
 
 class RefHPM(nn.Module):
-    """The reference HPM model's layout and forward (METHODS.md s.3)."""
+    """The reference HPM model's layout and forward (HPM models_mae.py)."""
 
     def __init__(self, img=IMG, p=PATCH, dim=DIM, depth=1, heads=2, ddim=DEC,
                  ddepth=1, dheads=2, mlp=2.):

@@ -84,7 +84,7 @@ class PermuteBN(nn.Module):
 
 
 class ReferenceSIM(nn.Module):
-    """The reference model's forward_sim, written from METHODS.md s.4 with
+    """The reference model's forward_sim, written from the reference code with
     the reference's parameter names (timm blocks)."""
 
     def __init__(self):

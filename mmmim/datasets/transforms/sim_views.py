@@ -1,4 +1,6 @@
-"""SIM's two views with recorded crop geometry (METHODS.md s.4)."""
+"""SIM's two views with recorded crop geometry (Tao et al., Siamese Image
+Modeling for Self-Supervised Vision Representation Learning, CVPR 2023;
+docs/sim.md)."""
 import copy
 from typing import List, Optional, Sequence, Tuple, Union
 

@@ -7,7 +7,7 @@ backbone classes, and mmpretrain's needs the *model* to have
 constructor asks the backbone (``model.backbone``) for each parameter's layer
 id, so it works for any model type that has a ``backbone`` attribute.
 
-Rule (METHODS.md, "Evaluation protocols"): with ``depth`` blocks, layer id 0
+Rule (BEiT / MAE fine-tuning code; docs/transfer.md section 4): with ``depth`` blocks, layer id 0
 is the patch embedding / cls token / position embedding, block ``i`` has id
 ``i + 1``, everything else (final norms, fc_norm, necks, heads) has id
 ``depth + 1``; the lr scale is ``d ** (depth + 1 - id)``.

@@ -43,7 +43,8 @@ class MaskedViT(CheckedLoadingMixin, VisionTransformer):
         mask_mode: ``'drop'`` or ``'replace'``.
         pos_embed_type: ``'sincos'`` (fixed 2-D sin-cos, not trained, as in
             MAE / HPM / SIM) or ``'learnable'``.
-        sincos_layout: ``'xy'`` (MAE, HPM) or ``'yx'`` (SIM); see METHODS.md.
+        sincos_layout: ``'xy'`` (MAE, HPM) or ``'yx'`` (SIM); see
+            docs/mae_simmim.md and docs/sim.md.
         frozen_patch_embed: keep the (random) patch embedding fixed (SIM).
         init_mode: ``'mae'`` (xavier-uniform Linear layers and patch conv,
             normal(0.02) tokens, as the MAE reference) or ``'default'``

@@ -45,7 +45,8 @@ class FusedBEiTAttention(BEiTAttention):
 
 @MODELS.register_module()
 class SimMIMViT(CheckedLoadingMixin, BEiTPretrainViT):
-    """ViT for SimMIM (METHODS.md s.2), on mmpretrain's ``BEiTPretrainViT``.
+    """ViT for SimMIM (Xie et al., CVPR 2022; docs/mae_simmim.md), on
+    mmpretrain's ``BEiTPretrainViT``.
 
     Defaults are the reference's: no absolute position embedding, one relative
     position bias table shared by all layers, layer scale 0.1 on both residual

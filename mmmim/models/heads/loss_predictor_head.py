@@ -14,7 +14,8 @@ from ..utils import CheckedLoadingMixin, init_linear_layernorm
 
 @MODELS.register_module()
 class LossPredictorHead(CheckedLoadingMixin, BaseModule):
-    """Loss-prediction decoder of HPM (METHODS.md s.3).
+    """Loss-prediction decoder of HPM (Wang et al., Hard Patches Mining for
+    Masked Image Modeling, CVPR 2023; docs/hpm.md).
 
     Reads the same embedded decoder tokens as the reconstruction decoder
     (``MAEDecoder.embed_tokens``: (B, 1 + L, C) with the cls token first, not

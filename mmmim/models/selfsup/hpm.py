@@ -1,4 +1,5 @@
-"""HPM: MAE plus a loss predictor whose EMA teacher mines hard patches (METHODS.md s.3).
+"""HPM: MAE plus a loss predictor whose EMA teacher mines hard patches (Wang et
+al., Hard Patches Mining for Masked Image Modeling, CVPR 2023; docs/hpm.md).
 
 Parts, each registered in mmpretrain's ``MODELS`` (files under
 ``mmmim/models/``):

@@ -1,4 +1,6 @@
-"""MAE: encode the visible patches, reconstruct the masked ones (METHODS.md s.1)."""
+"""MAE: encode the visible patches, reconstruct the masked ones (He et al.,
+Masked Autoencoders Are Scalable Vision Learners, CVPR 2022;
+docs/mae_simmim.md)."""
 from typing import Dict, List
 
 import torch

@@ -1,4 +1,5 @@
-"""SIM: Siamese image modeling (METHODS.md s.4).
+"""SIM: Siamese image modeling (Tao et al., Siamese Image Modeling for
+Self-Supervised Vision Representation Learning, CVPR 2023; docs/sim.md).
 
 The online branch encodes the masked view 1 and predicts the dense
 representation of view 2 (placed in view 1's frame by the relative position
@@ -160,7 +161,9 @@ class SIMPretrainer(MIMSelfSupervisor):
     @torch.no_grad()
     def momentum_update(self, momentum: float = None) -> None:
         """``theta_k = m theta_k + (1 - m) theta_q`` in float32, parameters
-        only."""
+        only. (Not mmengine's ``ExponentialMovingAverage``: its ``lerp_``
+        rounds differently, and it averages every parameter of one module
+        while SIM pairs parts of several.)"""
         m = self.momentum if momentum is None else momentum
         for online, target in self._momentum_pairs():
             target.data.mul_(m).add_(online.data.to(target.dtype), alpha=1 - m)

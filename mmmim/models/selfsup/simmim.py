@@ -1,4 +1,6 @@
-"""SimMIM: mask tokens in, the masked patches' targets out (METHODS.md s.2)."""
+"""SimMIM: mask tokens in, the masked patches' targets out (Xie et al.,
+SimMIM: A Simple Framework for Masked Image Modeling, CVPR 2022;
+docs/mae_simmim.md)."""
 import inspect
 from typing import Dict, List
 

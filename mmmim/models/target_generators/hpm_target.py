@@ -1,4 +1,5 @@
-"""HPM's EMA teacher and its easy-to-hard patch mask (METHODS.md s.3)."""
+"""HPM's EMA teacher and its easy-to-hard patch mask (Wang et al., Hard
+Patches Mining for Masked Image Modeling, CVPR 2023; docs/hpm.md)."""
 import copy
 import warnings
 from typing import Dict, Optional, Tuple
@@ -159,7 +160,10 @@ class HPMTarget(CheckedLoadingMixin, BaseModule):
     @torch.no_grad()
     def update(self, student: Dict[str, nn.Module],
                momentum: Optional[float] = None) -> float:
-        """ema = tau * ema + (1 - tau) * theta over each part's state dict.
+        """ema = tau * ema + (1 - tau) * theta over each part's state dict
+        (buffers too, as the reference's EMA model; mmengine's
+        ``ExponentialMovingAverage`` rounds differently with ``lerp_`` and
+        averages parameters only by default).
 
         Returns:
             float: the tau used.
