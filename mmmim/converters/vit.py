@@ -49,3 +49,7 @@ SIMMIM_KEYMAP = KeyMap(
         ('decoder.{x}', 'neck.decoder.{x}'),
     ],
     block_renames=VIT_BLOCK_RENAMES)
+
+#: the reference layouts tools/model_converters/vit_to_mmmim.py and
+#: mmmim_to_vit.py convert, by method
+VIT_KEYMAPS = dict(mae=MAE_KEYMAP, simmim=SIMMIM_KEYMAP)

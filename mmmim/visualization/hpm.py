@@ -7,7 +7,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .reconstruction import to_uint8_images
+from .reconstruction import tile_panels, to_uint8_images
 
 
 def _heatmap(values: torch.Tensor, grid: Sequence[int],
@@ -78,16 +78,7 @@ def hpm_mask_grid(model,
     m_px, h_px = up(mask.cpu()), up(hard.cpu())
     masked[m_px] = 127
     masked[h_px] = (0.5 * masked[h_px] + [127, 0, 0]).astype(np.uint8)
-    panels = [images, heat, masked]
-    B, H, W, _ = images.shape
-    canvas = np.full((B * (H + gap) + gap, len(panels) * (W + gap) + gap, 3),
-                     255, dtype=np.uint8)
-    for row in range(B):
-        for col, panel in enumerate(panels):
-            y, x = gap + row * (H + gap), gap + col * (W + gap)
-            canvas[y:y + H, x:x + W] = panel[row]
-    if scale > 1:
-        canvas = canvas.repeat(scale, axis=0).repeat(scale, axis=1)
+    canvas = tile_panels([images, heat, masked], gap, scale)
     return canvas, scores, mask, k
 
 

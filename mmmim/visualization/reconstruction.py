@@ -56,9 +56,16 @@ def reconstruction_grid(model,
     masked = to_uint8_images(inputs, mean, std).copy()
     masked[m[:, 0].cpu().numpy().astype(bool)] = 127
     panels.insert(1, masked)
+    return tile_panels(panels, gap, scale)
+
+
+def tile_panels(panels: Sequence[np.ndarray], gap: int = 2,
+                scale: int = 1) -> np.ndarray:
+    """One row per image, one column per panel ((B, H, W, 3) uint8 each),
+    on white with ``gap`` px between, upscaled ``scale`` times."""
     B, H, W, _ = panels[0].shape
-    canvas = np.full((B * (H + gap) + gap, 4 * (W + gap) + gap, 3), 255,
-                     dtype=np.uint8)
+    canvas = np.full((B * (H + gap) + gap, len(panels) * (W + gap) + gap, 3),
+                     255, dtype=np.uint8)
     for row in range(B):
         for col, panel in enumerate(panels):
             y, x = gap + row * (H + gap), gap + col * (W + gap)

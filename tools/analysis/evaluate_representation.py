@@ -11,7 +11,6 @@ first ``--num-train`` training images, accuracy is measured on the first
 ``--num-test`` test images. See docs/evaluation.md.
 """
 import argparse
-import json
 import os.path as osp
 import sys
 import time
@@ -21,6 +20,7 @@ import torch
 # Run from a source checkout without installing.
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 
+import mmengine  # noqa: E402
 import mmmim  # noqa: E402,F401  (registers components)
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.logging import MMLogger  # noqa: E402
@@ -197,8 +197,7 @@ def main(argv=None) -> dict:
                 text += f"  linear probe top-1: {diff['linear_top1']:+.2f}"
             print(text)
     if args.out_json:
-        with open(args.out_json, 'w') as f:
-            json.dump(results, f, indent=2)
+        mmengine.dump(results, args.out_json, indent=2)
     return results
 
 

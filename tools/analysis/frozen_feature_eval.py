@@ -23,7 +23,6 @@ feature files are read without running code from them;
 run, for a file you trust that needs more (docs/reliability.md).
 """
 import argparse
-import json
 import os
 import os.path as osp
 import sys
@@ -34,6 +33,7 @@ import torch
 # Run from a source checkout without installing.
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 
+import mmengine  # noqa: E402
 import mmmim  # noqa: E402,F401  (registers components)
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.logging import MMLogger, print_log  # noqa: E402
@@ -142,8 +142,7 @@ def main(argv=None) -> dict:
                                   unexpected=report.unexpected,
                                   loaded=len(report.loaded))
     if args.out_json:
-        with open(args.out_json, 'w') as f:
-            json.dump(out, f, indent=2)
+        mmengine.dump(out, args.out_json, indent=2)
     return out
 
 

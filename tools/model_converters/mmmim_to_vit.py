@@ -11,16 +11,13 @@ import argparse
 
 import torch
 
-from mmmim.converters import MAE_KEYMAP, SIMMIM_KEYMAP
+from mmmim.converters import VIT_KEYMAPS
 from mmmim.utils.checkpoint import (add_trust_checkpoint_argument,
                                     load_checkpoint_file, unwrap_state_dict)
 
-KEYMAPS = dict(mae=MAE_KEYMAP, simmim=SIMMIM_KEYMAP)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('method', choices=sorted(KEYMAPS))
+    parser.add_argument('method', choices=sorted(VIT_KEYMAPS))
     parser.add_argument('src', help='mmmim checkpoint')
     parser.add_argument('dst', help='reference-layout checkpoint to write')
     parser.add_argument('--with-decoder', action='store_true')
@@ -31,7 +28,7 @@ def main(argv=None):
         load_checkpoint_file(args.src, trusted=args.trust_checkpoint))
     prefixes = ('backbone.', 'neck.') if args.with_decoder else ('backbone.', )
     state_dict = {k: v for k, v in state_dict.items() if k.startswith(prefixes)}
-    converted = KEYMAPS[args.method].convert(state_dict, to_mmmim=False)
+    converted = VIT_KEYMAPS[args.method].convert(state_dict, to_mmmim=False)
     torch.save(dict(model=converted), args.dst)
     print(f'wrote {len(converted)} tensors to {args.dst}')
 

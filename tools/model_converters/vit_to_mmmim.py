@@ -14,17 +14,14 @@ import argparse
 
 import torch
 
-from mmmim.converters import (MAE_KEYMAP, SIMMIM_KEYMAP, check_against_model,
+from mmmim.converters import (VIT_KEYMAPS, check_against_model,
                               load_reference_checkpoint)
 from mmmim.utils import build_model_from_config
 from mmmim.utils.checkpoint import add_trust_checkpoint_argument
 
-KEYMAPS = dict(mae=MAE_KEYMAP, simmim=SIMMIM_KEYMAP)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('method', choices=sorted(KEYMAPS))
+    parser.add_argument('method', choices=sorted(VIT_KEYMAPS))
     parser.add_argument('src', help='reference checkpoint')
     parser.add_argument('dst', help='mmmim checkpoint to write')
     parser.add_argument('--config', help='check the result against this '
@@ -32,7 +29,7 @@ def main(argv=None):
     add_trust_checkpoint_argument(parser)
     args = parser.parse_args(argv)
 
-    state_dict = KEYMAPS[args.method].convert(
+    state_dict = VIT_KEYMAPS[args.method].convert(
         load_reference_checkpoint(args.src, trusted=args.trust_checkpoint))
     if args.config:
         missing = check_against_model(

@@ -1,4 +1,5 @@
-"""HPM's loss-prediction losses and per-patch reconstruction losses (METHODS.md s.3)."""
+"""HPM's loss-prediction losses and per-patch reconstruction losses (Wang et
+al., Hard Patches Mining for Masked Image Modeling, CVPR 2023; docs/hpm.md)."""
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -70,35 +71,37 @@ def patch_cosine_distance(pred: torch.Tensor,
     return ((pred - target)**2).sum(dim=-1)
 
 
+class _WeightedLoss(nn.Module):
+    """``loss_weight * loss_fn(pred, target)``, registered per ``loss_fn``."""
+
+    loss_fn = None
+
+    def __init__(self, loss_weight: float = 1.0) -> None:
+        super().__init__()
+        self.loss_weight = loss_weight
+
+    def forward(self, pred: torch.Tensor,
+                target: torch.Tensor) -> torch.Tensor:
+        return self.loss_weight * type(self).loss_fn(pred, target)
+
+
 @MODELS.register_module()
-class HPMRelativeLoss(nn.Module):
+class HPMRelativeLoss(_WeightedLoss):
     """Registered wrapper of :func:`relative_ranking_loss` (HPM's default).
 
     Args:
         loss_weight (float): Multiplier of the loss. Defaults to 1.
     """
 
-    def __init__(self, loss_weight: float = 1.0) -> None:
-        super().__init__()
-        self.loss_weight = loss_weight
-
-    def forward(self, pred: torch.Tensor,
-                target: torch.Tensor) -> torch.Tensor:
-        return self.loss_weight * relative_ranking_loss(pred, target)
+    loss_fn = staticmethod(relative_ranking_loss)
 
 
 @MODELS.register_module()
-class HPMStandardizedMSELoss(nn.Module):
+class HPMStandardizedMSELoss(_WeightedLoss):
     """Registered wrapper of :func:`standardized_mse_loss`.
 
     Args:
         loss_weight (float): Multiplier of the loss. Defaults to 1.
     """
 
-    def __init__(self, loss_weight: float = 1.0) -> None:
-        super().__init__()
-        self.loss_weight = loss_weight
-
-    def forward(self, pred: torch.Tensor,
-                target: torch.Tensor) -> torch.Tensor:
-        return self.loss_weight * standardized_mse_loss(pred, target)
+    loss_fn = staticmethod(standardized_mse_loss)
