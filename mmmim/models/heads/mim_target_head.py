@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 
 from mmpretrain.registry import MODELS
+from ..utils import CheckedLoadingMixin
 
 
 def patch_tokens_to_map(pred: torch.Tensor, grid, cells: int) -> torch.Tensor:
@@ -45,7 +46,7 @@ def mask_to_target_grid(mask: torch.Tensor, grid, patch_size: int,
 
 
 @MODELS.register_module()
-class MIMTargetHead(BaseModule):
+class MIMTargetHead(CheckedLoadingMixin, BaseModule):
     """Target, loss and mask of a masked-prediction model.
 
     ``loss(pred, inputs, mask)`` builds the target map of ``inputs`` with

@@ -8,6 +8,7 @@ from mmengine.model import BaseModule
 
 from mmpretrain.models.backbones.swin_transformer import SwinBlockSequence
 from mmpretrain.registry import MODELS
+from ..utils import CheckedLoadingMixin
 
 
 def _to_target_stride(in_channels: int, out_channels: int,
@@ -34,7 +35,7 @@ def _to_target_stride(in_channels: int, out_channels: int,
 
 
 @MODELS.register_module()
-class SimMIMDecoder(BaseModule):
+class SimMIMDecoder(CheckedLoadingMixin, BaseModule):
     """SimMIM's linear head, or a 2-layer MLP head, for any target map.
 
     ``num_layers=1`` with ``out_channels=3`` and ``out_stride=1`` is the
@@ -107,7 +108,7 @@ class PatchExpand(nn.Module):
 
 
 @MODELS.register_module()
-class InverseSwinDecoder(BaseModule):
+class InverseSwinDecoder(CheckedLoadingMixin, BaseModule):
     """The paper's inverse-Swin head: Swin stages at rising resolution.
 
     A 1x1 projection to ``embed_dims``, then ``len(depths)`` stages of

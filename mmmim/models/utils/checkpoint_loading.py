@@ -4,7 +4,7 @@ mmengine's ``Pretrained`` initialiser (``init_cfg=dict(type='Pretrained',
 checkpoint=..., prefix='backbone.')``) loads with ``strict=False``: a wrong
 prefix, a renamed parameter or a different width gives a half-loaded (or not
 at all loaded) model and one easily missed warning. mmmim's backbones, necks,
-heads and target generators inherit :class:`CheckedLoadingMixin`, which, as
+heads and HPM's teacher inherit :class:`CheckedLoadingMixin`, which, as
 mmpretrain's own backbones do, handles ``Pretrained`` in ``init_weights``:
 the module is initialised as it would be without a checkpoint, then
 :func:`load_pretrained_checked`
