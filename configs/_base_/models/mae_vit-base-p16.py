@@ -1,4 +1,4 @@
-# MAE ViT-B/16 (METHODS.md s.1): encoder sees visible patches only,
+# MAE ViT-B/16 (docs/mae_simmim.md): encoder sees visible patches only,
 # 8-block 512-wide decoder, masked per-patch MSE with norm_pix.
 model = dict(
     type='MAEPretrainer',

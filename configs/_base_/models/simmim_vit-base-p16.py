@@ -1,4 +1,4 @@
-# SimMIM ViT-B/16 (METHODS.md s.2): no absolute pos embed, shared relative
+# SimMIM ViT-B/16 (docs/mae_simmim.md): no absolute pos embed, shared relative
 # position bias, layer scale 0.1, q/v bias, drop path 0.1, mask token replaces
 # masked patches; 1x1 conv + PixelShuffle decoder; masked L1 / (sum M + 1e-5) / 3.
 model = dict(
