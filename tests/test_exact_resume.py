@@ -1,15 +1,17 @@
 """Exact resume for every method: a tiny run interrupted at iteration 3 and
 resumed gives the same losses afterwards as the uninterrupted run (CPU,
 deterministic). Covers the optimizer, schedulers, HPM's teacher and its
-schedule position, SIM's momentum branch, and the random state."""
+schedule position, SIM's momentum branch, and the random state: across an
+epoch boundary in the replayed batches, and on each of two processes."""
 from pathlib import Path
 
 import pytest
 from mmengine.config import Config
 from mmengine.hooks import Hook
-from mmengine.runner import Runner
 
+from mmmim.engine import ResilientRunner
 from .conftest import requires_fashion_mnist
+from .multiprocess import run_ranks
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_VIT = dict(embed_dims=32, num_layers=1, num_heads=2,
@@ -71,7 +73,7 @@ def tiny_config(method, work_dir, max_iters=6):
 
 
 def train(cfg):
-    runner = Runner.from_cfg(cfg)
+    runner = ResilientRunner.from_cfg(cfg)
     recorder = LossRecorder()
     runner.register_hook(recorder)
     runner.train()
@@ -90,3 +92,68 @@ def test_resumed_run_repeats_the_uninterrupted_losses(method, tmp_path):
     assert sorted(resumed) == [4, 5, 6]
     for it in (4, 5, 6):
         assert resumed[it] == full[it], f'iteration {it}'
+
+
+def resume_cfg(cfg, checkpoint):
+    cfg.resume = True
+    cfg.load_from = str(checkpoint)
+    return cfg
+
+
+@requires_fashion_mnist
+@pytest.mark.parametrize('workers', ['none', 'not persistent'])
+def test_resume_replaying_across_an_epoch_boundary(workers, tmp_path):
+    """16 samples in batches of 4: resuming at iteration 6 replays 6 batches
+    across the end of the first epoch, where a new DataLoader iterator draws
+    from torch's generator (and, without workers, the pipeline draws in this
+    process)."""
+
+    def cfg(work_dir):
+        cfg = tiny_config('hpm', work_dir, max_iters=8)
+        cfg.merge_from_dict({
+            'train_dataloader.dataset.num_samples': 16,
+            'train_dataloader.num_workers': 0 if workers == 'none' else 1,
+            'default_hooks.checkpoint.interval': 6})
+        return cfg
+
+    full = train(cfg(tmp_path / 'full'))
+    resumed = train(resume_cfg(cfg(tmp_path / 'resumed'),
+                               tmp_path / 'full' / 'iter_6.pth'))
+    assert sorted(resumed) == [7, 8]
+    for it in (7, 8):
+        assert resumed[it] == full[it], f'iteration {it}'
+
+
+def _resume_on_two_ranks(rank, root):
+    """Per method: each rank's losses of an uninterrupted run and of a run
+    resumed at iteration 3."""
+    losses = {}
+    for method in ('hpm', 'sim'):
+        def cfg(name):
+            cfg = tiny_config(method, Path(root) / method / name)
+            cfg.launcher = 'pytorch'
+            # each rank draws its own masks, as in real runs
+            cfg.randomness = dict(seed=0, diff_rank_seed=True,
+                                  deterministic=True)
+            return cfg
+        full = train(cfg('full'))
+        resumed = train(resume_cfg(
+            cfg('resumed'), Path(root) / method / 'full' / 'iter_3.pth'))
+        losses[method] = (full, resumed)
+    return losses
+
+
+@requires_fashion_mnist
+def test_two_process_resume_is_exact_on_every_rank(tmp_path):
+    outcomes = run_ranks(_resume_on_two_ranks, str(tmp_path))
+    assert [kind for kind, _ in outcomes] == ['returned'] * 2, outcomes
+    results = [value for _, value in outcomes]
+    for method in ('hpm', 'sim'):
+        # the ranks draw differently (and see different data)
+        assert results[0][method][0][4] != results[1][method][0][4]
+        for rank, result in enumerate(results):
+            full, resumed = result[method]
+            assert sorted(resumed) == [4, 5, 6]
+            for it in (4, 5, 6):
+                assert resumed[it] == full[it], \
+                    f'{method}, rank {rank}, iteration {it}'

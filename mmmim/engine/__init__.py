@@ -1,1 +1,2 @@
 from . import hooks, optimizers  # noqa: F401
+from .runner import ResilientRunner  # noqa: F401
