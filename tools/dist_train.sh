@@ -26,7 +26,9 @@ if [ -z "${VIRTUAL_ENV:-}" ] && [ -x "$DIR/../.venv/bin/python" ]; then
 fi
 # One thread per process unless the user says otherwise (torchrun would force 1 with a warning).
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-PYTHONPATH="$DIR/..:${PYTHONPATH:-}" \
+export PYTHONPATH="$DIR/..:${PYTHONPATH:-}"
+# a missing data path: one line now, not a traceback from every rank
+"$PYTHON" "$DIR/train.py" "$CONFIG" --check-data "$@"
 exec "$PYTHON" -m torch.distributed.run \
     --nnodes="$NNODES" \
     --node_rank="$NODE_RANK" \

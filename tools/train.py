@@ -2,22 +2,23 @@
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
                                  [--cfg-options k=v ...] [--launcher pytorch]
+    python tools/train.py CONFIG --check-data [...]   # only check the data paths
 
 The config's ``default_scope`` decides which library's registries build the
 runner's parts; ``import mmmim`` (done here and by ``custom_imports``) registers
-mmmim's components and makes full checkpoints load on current PyTorch.
+mmmim's components. Every config runs with ``mmmim.engine.ResilientRunner``
+(atomic checkpoints, verified resume, mmmim's DDP wrapper; see
+docs/reliability.md) unless it names a ``runner_type``. A data path of the
+config that does not exist stops with one line before anything starts
+(workers, process group); ``tools/dist_train.sh`` checks before it starts the
+ranks.
 """
 import argparse
 import os
 import os.path as osp
 import sys
 
-import torch
 from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
-
-import mmmim  # noqa: F401  (registers components, checkpoint loading shim)
-from mmmim.utils import init_cpu_process_group
 
 
 def parse_args(argv=None):
@@ -34,7 +35,8 @@ def parse_args(argv=None):
     parser.add_argument(
         '--amp',
         action='store_true',
-        help='mixed precision training (fp16 with dynamic loss scaling)')
+        help='mixed precision training: fp16 with dynamic loss scaling on a '
+        'GPU, bf16 autocast (AutocastOptimWrapper) without one')
     parser.add_argument(
         '--no-validate',
         action='store_true',
@@ -58,6 +60,10 @@ def parse_args(argv=None):
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher')
+    parser.add_argument(
+        '--check-data',
+        action='store_true',
+        help='only check that the data paths of the config exist')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
@@ -86,8 +92,14 @@ def merge_args(cfg, args):
         if optim_wrapper not in ('OptimWrapper', 'AmpOptimWrapper'):
             raise ValueError('--amp needs an OptimWrapper or AmpOptimWrapper, '
                              f'the config uses {optim_wrapper}')
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        import torch
+        if torch.cuda.is_available():
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        else:  # fp16 autocast needs a GPU; bf16 needs no loss scaling
+            cfg.optim_wrapper.type = 'mmpretrain.AutocastOptimWrapper'
+            cfg.optim_wrapper.pop('loss_scale', None)
+            cfg.optim_wrapper.dtype = 'bfloat16'
 
     if args.resume == 'auto':
         cfg.resume = True
@@ -109,21 +121,72 @@ def merge_args(cfg, args):
     return cfg
 
 
+def missing_data_path(cfg) -> str:
+    """'KEY: PATH does not exist' for the first local data path (data_root,
+    ann_file, data_prefix of every dataloader's dataset, wrapped datasets
+    included) that does not exist; '' when all do."""
+
+    def datasets(dataset, key):
+        if not isinstance(dataset, dict):
+            return
+        yield dataset, key
+        yield from datasets(dataset.get('dataset'), key + '.dataset')
+        for i, inner in enumerate(dataset.get('datasets') or []):
+            yield from datasets(inner, f'{key}.datasets[{i}]')
+
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        if not isinstance(cfg.get(loader), dict):
+            continue
+        for dataset, key in datasets(cfg[loader].get('dataset'),
+                                     loader + '.dataset'):
+            root = dataset.get('data_root') or ''
+            paths = [('data_root', root)]
+            if dataset.get('ann_file'):
+                paths.append(('ann_file', osp.join(root, dataset.ann_file)))
+            prefix = dataset.get('data_prefix')
+            for name, value in (prefix.items() if isinstance(prefix, dict)
+                                else [('', prefix)]):
+                if isinstance(value, str) and value:
+                    paths.append((f'data_prefix{"." if name else ""}{name}',
+                                  osp.join(root, value)))
+            for name, path in paths:
+                if path and '://' not in path and not osp.exists(path):
+                    return (f'{key}.{name}: {path} does not exist (from '
+                            f'{os.getcwd()}; set it with --cfg-options '
+                            f'{key}.{name}=...)')
+    return ''
+
+
 def main(argv=None):
     args = parse_args(argv)
     if not osp.isfile(args.config):
         sys.exit(f'Config file not found: {args.config}')
-    cfg = Config.fromfile(args.config)
+    cfg = Config.fromfile(args.config, import_custom_modules=False)
     cfg = merge_args(cfg, args)
-    # multi-process training on a machine without a GPU uses gloo, and DDP
-    # over CPU modules takes no device ids
-    if init_cpu_process_group(cfg.launcher) and 'model_wrapper_cfg' not in cfg:
-        cfg.model_wrapper_cfg = dict(
-            type='MMDistributedDataParallel',
-            device_ids=None,
-            broadcast_buffers=False,
-            find_unused_parameters=cfg.get('find_unused_parameters', False))
-    runner = Runner.from_cfg(cfg)
+    missing = missing_data_path(cfg)
+    if missing:
+        # one line, once, before workers or ranks start
+        if os.environ.get('RANK', '0') == '0':
+            print(f'Data not found: {missing}', file=sys.stderr)
+        sys.exit(1)
+    if args.check_data:
+        return
+
+    import torch
+    from mmengine.registry import RUNNERS
+    from mmengine.utils import import_modules_from_strings
+
+    import mmmim  # noqa: F401  (registers components)
+    from mmmim.engine import ResilientRunner
+    from mmmim.utils import init_cpu_process_group
+    if cfg.get('custom_imports'):
+        import_modules_from_strings(**cfg.custom_imports)
+
+    # multi-process training on a machine without a GPU uses gloo (the
+    # runner wraps the model for it)
+    init_cpu_process_group(cfg.launcher)
+    runner = (RUNNERS.build(cfg) if 'runner_type' in cfg else
+              ResilientRunner.from_cfg(cfg))
     runner.train()
     # leave together: a rank that exits while another still talks to it
     # through gloo can abort the other ("terminate called ...")
