@@ -18,6 +18,7 @@ setup(
     install_requires=[
         'mmengine>=0.10.7,<0.11',
         'mmpretrain>=1.2.0,<1.3',
+        'simplejpeg>=1.6',
         'timm>=1.0',
     ],
     extras_require={

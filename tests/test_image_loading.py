@@ -1,5 +1,6 @@
-"""Bad data: unreadable / truncated images name the file (or are skipped when
-configured); grayscale, RGBA and 16-bit images load as 3-channel uint8."""
+"""Bad data: unreadable / truncated images (a JPEG cut mid-scan included)
+name the file (or are skipped when configured); grayscale, RGBA and 16-bit
+images load as 3-channel uint8."""
 import cv2
 import numpy as np
 import pytest
@@ -25,6 +26,13 @@ def images(tmp_path):
     data = paths['good'].read_bytes()
     paths['truncated'] = tmp_path / 'truncated.jpg'
     paths['truncated'].write_bytes(data[:len(data) // 2])
+    # cut in the middle of the compressed data, the end-of-image marker kept
+    scan = data.index(b'\xff\xda')
+    paths['cut_mid_scan'] = tmp_path / 'cut_mid_scan.jpg'
+    paths['cut_mid_scan'].write_bytes(
+        data[:(scan + len(data)) // 2] + b'\xff\xd9')
+    paths['grey'] = tmp_path / 'grey.jpg'  # an intact image that is grey
+    cv2.imwrite(str(paths['grey']), np.full_like(rgb, 128))
     paths['garbage'] = tmp_path / 'garbage.png'
     paths['garbage'].write_bytes(b'this is not an image')
     paths['empty'] = tmp_path / 'empty.jpg'
@@ -49,6 +57,8 @@ def test_grayscale_rgba_16bit_load_as_uint8_rgb_layout(images):
 
 @pytest.mark.parametrize('name,reason', [
     ('truncated', 'truncated JPEG'),
+    ('cut_mid_scan', 'corrupt JPEG, decoded grey-filled (Corrupt JPEG data: '
+     'premature end of data segment)'),
     ('garbage', 'not a decodable image'),
     ('empty', 'empty file'),
 ])
@@ -57,6 +67,11 @@ def test_bad_file_raises_naming_it(images, name, reason):
     with pytest.raises(ImageLoadError) as err:
         load(paths[name])
     assert str(paths[name]) in str(err.value) and reason in str(err.value)
+
+
+def test_grey_images_that_are_intact_load(images):
+    _, paths = images
+    assert (load(paths['grey'])['img'] == 128).all()
 
 
 def test_missing_file_names_it(tmp_path):

@@ -22,7 +22,7 @@ command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 TORCH_SPEC="torch==2.14.1 torchvision==0.29.1"
 MMCV_VERSION=2.1.0
 OPENMMLAB_SPEC="mmengine==0.10.7 mmpretrain==1.2.0 mmdet==3.3.0 mmsegmentation==1.2.2"
-EXTRA_SPEC="timm>=1.0,<2 pycocotools ftfy regex pytest scikit-image"
+EXTRA_SPEC="timm>=1.0,<2 simplejpeg>=1.6 pycocotools ftfy regex pytest scikit-image"
 # Everything above decides what gets installed: hash it so an unchanged second run is a no-op.
 STAMP_KEY=$(printf '%s\n' "$TORCH_SPEC" "$MMCV_VERSION" "$OPENMMLAB_SPEC" "$EXTRA_SPEC" \
   "$(cat "$ROOT/setup.py")" | sha256sum | cut -c1-16)

@@ -3,6 +3,7 @@ from typing import Optional
 
 import mmcv
 import numpy as np
+import simplejpeg
 from mmcv.transforms import LoadImageFromFile
 from mmengine import fileio
 from mmengine.logging import print_log
@@ -29,14 +30,38 @@ def check_image_bytes(img_bytes: bytes) -> Optional[str]:
     return None
 
 
+def grey_filled_jpeg(img_bytes: bytes, img: np.ndarray) -> Optional[str]:
+    """Why a decoded JPEG is grey-filled (compressed data missing in the
+    middle of the scan, the end-of-image marker present), or None.
+
+    libjpeg decodes missing data as mid-grey, warns on stderr and returns
+    the image. Its last block is then exactly 128 in every channel: only
+    for such images is the file decoded again, strictly (libjpeg-turbo via
+    simplejpeg, which turns the warning into an error), so the check costs
+    nothing for the others. Files that decode cleanly pass, however grey.
+    """
+    if img_bytes[:2] != b'\xff\xd8' or img.dtype != np.uint8 or \
+            not (img[-4:, -4:] == 128).all():
+        return None
+    try:
+        simplejpeg.decode_jpeg(img_bytes, colorspace='gray', strict=True)
+    except ValueError as e:
+        # libjpeg's warnings about missing data, not e.g. an unsupported
+        # colour conversion
+        if 'Corrupt JPEG data' in str(e) or 'Premature end' in str(e):
+            return f'corrupt JPEG, decoded grey-filled ({e})'
+    return None
+
+
 @TRANSFORMS.register_module()
 class LoadImageChecked(LoadImageFromFile):
     """``LoadImageFromFile`` that fails with the file's name, or skips it.
 
     Grayscale, RGBA (alpha dropped) and 16-bit images (scaled to 8 bit) are
     decoded to 3-channel uint8 by the default ``color_type='color'``. An
-    unreadable, empty or truncated file raises :class:`ImageLoadError` naming
-    the file; with ``on_error='skip'`` a warning naming it is logged, the
+    unreadable, empty or truncated file, or a JPEG whose compressed data
+    stops mid-scan before its end-of-image marker (:func:`grey_filled_jpeg`),
+    raises :class:`ImageLoadError` naming the file; with ``on_error='skip'`` a warning naming it is logged, the
     transform's ``num_skipped`` counter grows, and ``None`` is returned, so
     the dataset draws another sample (mmengine's ``BaseDataset`` refetch).
 
@@ -78,6 +103,9 @@ class LoadImageChecked(LoadImageFromFile):
             return self._fail(filename, f'{type(e).__name__}: {e}')
         if img is None or img.size == 0:
             return self._fail(filename, 'not a decodable image')
+        reason = grey_filled_jpeg(img_bytes, img)
+        if reason is not None:
+            return self._fail(filename, reason)
         if img.dtype == np.uint16:  # 'unchanged' flags keep 16 bit
             img = (img // 257).astype(np.uint8)
         if self.to_float32:
