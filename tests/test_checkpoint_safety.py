@@ -120,7 +120,11 @@ def test_save_killed_midway_leaves_a_resumable_run(trained, tmp_path):
     trainer.start()
     trainer.join(timeout=300)
     assert trainer.exitcode == -signal.SIGKILL
+    # what a trainer killed a little later would have left
+    stale = tmp_path / f'iter_4.pth.tmp-{trainer.pid}'
+    stale.write_bytes(b'PK\x03\x04 half a checkpoint')
     _, losses, log = resumed(tmp_path)
+    assert not stale.exists()
     assert f'Auto resumed from the latest checkpoint {tmp_path}/iter_2.pth' \
         in log
     # the killed trainer ran on one thread: equal up to summation order
