@@ -168,9 +168,11 @@ class SIMPretrainer(MIMSelfSupervisor):
         for online, target in self._momentum_pairs():
             target.data.mul_(m).add_(online.data.to(target.dtype), alpha=1 - m)
 
-    def train_step(self, data, optim_wrapper) -> Dict[str, torch.Tensor]:
-        """``MIMSelfSupervisor.train_step``; decides whether this micro-step
-        updates the momentum branch (see the class doc)."""
+    def train_step(self, data, optim_wrapper,
+                   **kwargs) -> Dict[str, torch.Tensor]:
+        """``MIMSelfSupervisor.train_step`` (``kwargs``: its ``ddp_wrapper``);
+        decides whether this micro-step updates the momentum branch (see the
+        class doc)."""
         # mmengine counts the micro-steps (backward calls) of the run in
         # ``_inner_count``; a window starts where it is a multiple of k
         counts = getattr(optim_wrapper, '_accumulative_counts', 1)
@@ -178,7 +180,7 @@ class SIMPretrainer(MIMSelfSupervisor):
         self._update_momentum = (not self.momentum_once_per_window
                                  or done % counts == 0)
         try:
-            return super().train_step(data, optim_wrapper)
+            return super().train_step(data, optim_wrapper, **kwargs)
         finally:
             self._update_momentum = True
 
