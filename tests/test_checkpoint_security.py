@@ -17,6 +17,7 @@ from mmengine.logging import HistoryBuffer
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
+from mmmim.engine import ResilientRunner
 from mmmim.utils.checkpoint import (TRUST_ENV, UnsafeCheckpointError,
                                     history_buffer_getattr,
                                     load_checkpoint_file)
@@ -97,16 +98,20 @@ def test_environment_opt_in_covers_mmengine_and_mmmim_paths(
 
 
 @requires_fashion_mnist
+@pytest.mark.parametrize('runner_type', [Runner, ResilientRunner])
 @pytest.mark.parametrize('resume', [False, True])
-def test_runner_load_from_and_resume_refuse(crafted, tmp_path, resume):
+def test_runner_load_from_and_resume_refuse(crafted, tmp_path, resume,
+                                            runner_type):
     path, _ = crafted
     cfg = Config.fromfile(str(write_tiny_config(tmp_path)))
     cfg.work_dir = str(tmp_path / 'run')
     cfg.load_from = str(path)
     cfg.resume = resume
-    runner = Runner.from_cfg(cfg)
-    with pytest.raises(pickle.UnpicklingError, match='posix.system'):
+    runner = runner_type.from_cfg(cfg)
+    with pytest.raises(pickle.UnpicklingError, match='posix.system') as err:
         runner.train()
+    if runner_type is ResilientRunner:  # tools/train.py's runner
+        _assert_names_the_opt_ins(err.value, path)
 
 
 @requires_fashion_mnist

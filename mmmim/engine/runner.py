@@ -18,9 +18,11 @@ from mmengine.model import MMDistributedDataParallel, is_model_wrapper
 from mmengine.optim import AmpOptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.runner import Runner
+from mmengine.runner.checkpoint import _load_checkpoint_to_model
 from torch.utils.data import DataLoader
 
 from mmpretrain.registry import RUNNERS
+from ..utils.checkpoint import load_checkpoint_file
 from .hooks.checkpoint_hook import AtomicCheckpointHook
 from .hooks.rng_state_hook import RNGStateHook, gather_rng_states
 from .resume import checkpoint_damage, find_resumable_checkpoint
@@ -66,6 +68,9 @@ class ResilientRunner(Runner):
       and why, and says plainly when there is none (training then starts
       from the beginning, as a first launch of a restartable job should). An
       explicit checkpoint that is damaged stops with an error naming it.
+    - **Checkpoints never run code**: ``load_from`` and resume read with
+      ``mmmim.utils.checkpoint.load_checkpoint_file`` (weights-only, the
+      allow-list; a refusal names the file and the opt-ins).
     - **load_from / resume must fit the model**: when the checkpoint holds a
       same-shaped tensor for less than ``min_loaded_fraction`` (config key,
       default 0.5) of the model's parameter values, loading fails naming
@@ -206,13 +211,23 @@ class ResilientRunner(Runner):
 
     def load_checkpoint(self, filename, map_location='cpu', strict=False,
                         revise_keys=[(r'^module.', '')]):
-        checkpoint = super().load_checkpoint(
-            filename, map_location=map_location, strict=strict,
-            revise_keys=revise_keys)
-        self._check_loaded_enough(filename, checkpoint, revise_keys)
+        """mmengine's ``load_checkpoint`` (``load_from`` and resume), with
+        the file read by mmmim's weights-only loader (a file that needs more
+        than the allow-list is refused naming the opt-ins; see
+        ``mmmim.utils.checkpoint``) and a checkpoint that fills too little of
+        the model refused before it is loaded into it."""
+        checkpoint = load_checkpoint_file(filename, map_location=map_location)
+        self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
+        model = self.model.module if is_model_wrapper(
+            self.model) else self.model
+        self._check_loaded_enough(filename, checkpoint, model, revise_keys)
+        checkpoint = _load_checkpoint_to_model(
+            model, checkpoint, strict, revise_keys=revise_keys)
+        self._has_loaded = True
+        self.logger.info(f'Load checkpoint from {filename}')
         return checkpoint
 
-    def _check_loaded_enough(self, filename, checkpoint, revise_keys):
+    def _check_loaded_enough(self, filename, checkpoint, model, revise_keys):
         """Fail when the checkpoint fills less than ``min_loaded_fraction``
         of the model's parameter values (mmengine only prints the
         mismatches and trains on from random init)."""
@@ -223,8 +238,6 @@ class ResilientRunner(Runner):
         for pattern, replacement in revise_keys:
             state_dict = {re.sub(pattern, replacement, k): v
                           for k, v in state_dict.items()}
-        model = self.model.module if is_model_wrapper(
-            self.model) else self.model
         total = loaded = 0
         for name, param in model.named_parameters():
             total += param.numel()
