@@ -6,7 +6,6 @@ import re
 import signal
 import sys
 from functools import partial
-from typing import Optional
 
 import torch
 from mmengine.device import get_device
@@ -56,7 +55,7 @@ class ResilientRunner(Runner):
 
     - **DDP** wraps the model in :class:`MIMDistributedDataParallel`, which
       runs mmmim's ``train_step`` (non-finite loss check, opt-in compile)
-      under DDP too; on a machine without a GPU without device ids (gloo).
+      under DDP too (on a machine without a GPU: DDP over CPU modules, gloo).
     - **Saves are atomic**: a checkpoint is written under a temporary name
       and renamed when complete; ``CheckpointHook`` becomes
       :class:`AtomicCheckpointHook` (outdated checkpoints are removed after
@@ -189,9 +188,10 @@ class ResilientRunner(Runner):
                     '--resume without a path takes the newest intact '
                     'checkpoint of the work dir')
             return super().load_or_resume()
-        found, notes = find_resumable_checkpoint(self.work_dir)
-        # every rank resumes from what rank 0 found
-        decision = [found, notes]
+        # rank 0 verifies (reading every byte once), every rank resumes
+        # from what it found
+        decision = (list(find_resumable_checkpoint(self.work_dir))
+                    if is_main_process() else [None, []])
         broadcast_object_list(decision)
         found, notes = decision
         for note in notes:
