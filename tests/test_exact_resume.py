@@ -103,34 +103,33 @@ def resume_cfg(cfg, checkpoint):
 @requires_fashion_mnist
 @pytest.mark.parametrize('workers', ['none', 'not persistent'])
 def test_resume_replaying_across_an_epoch_boundary(workers, tmp_path):
-    """16 samples in batches of 4: resuming at iteration 6 replays 6 batches
+    """8 samples in batches of 4: resuming at iteration 3 replays 3 batches
     across the end of the first epoch, where a new DataLoader iterator draws
     from torch's generator (and, without workers, the pipeline draws in this
     process)."""
 
     def cfg(work_dir):
-        cfg = tiny_config('hpm', work_dir, max_iters=8)
+        cfg = tiny_config('hpm', work_dir, max_iters=4)
         cfg.merge_from_dict({
-            'train_dataloader.dataset.num_samples': 16,
-            'train_dataloader.num_workers': 0 if workers == 'none' else 1,
-            'default_hooks.checkpoint.interval': 6})
+            'train_dataloader.dataset.num_samples': 8,
+            'train_dataloader.num_workers': 0 if workers == 'none' else 1})
         return cfg
 
     full = train(cfg(tmp_path / 'full'))
     resumed = train(resume_cfg(cfg(tmp_path / 'resumed'),
-                               tmp_path / 'full' / 'iter_6.pth'))
-    assert sorted(resumed) == [7, 8]
-    for it in (7, 8):
-        assert resumed[it] == full[it], f'iteration {it}'
+                               tmp_path / 'full' / 'iter_3.pth'))
+    assert sorted(resumed) == [4]
+    assert resumed[4] == full[4]
 
 
 def _resume_on_two_ranks(rank, root):
     """Per method: each rank's losses of an uninterrupted run and of a run
-    resumed at iteration 3."""
+    resumed at iteration 2."""
     losses = {}
     for method in ('hpm', 'sim'):
         def cfg(name):
-            cfg = tiny_config(method, Path(root) / method / name)
+            cfg = tiny_config(method, Path(root) / method / name, max_iters=4)
+            cfg.default_hooks.checkpoint.interval = 2
             cfg.launcher = 'pytorch'
             # each rank draws its own masks, as in real runs
             cfg.randomness = dict(seed=0, diff_rank_seed=True,
@@ -138,7 +137,7 @@ def _resume_on_two_ranks(rank, root):
             return cfg
         full = train(cfg('full'))
         resumed = train(resume_cfg(
-            cfg('resumed'), Path(root) / method / 'full' / 'iter_3.pth'))
+            cfg('resumed'), Path(root) / method / 'full' / 'iter_2.pth'))
         losses[method] = (full, resumed)
     return losses
 
@@ -150,10 +149,10 @@ def test_two_process_resume_is_exact_on_every_rank(tmp_path):
     results = [value for _, value in outcomes]
     for method in ('hpm', 'sim'):
         # the ranks draw differently (and see different data)
-        assert results[0][method][0][4] != results[1][method][0][4]
+        assert results[0][method][0][3] != results[1][method][0][3]
         for rank, result in enumerate(results):
             full, resumed = result[method]
-            assert sorted(resumed) == [4, 5, 6]
-            for it in (4, 5, 6):
+            assert sorted(resumed) == [3, 4]
+            for it in (3, 4):
                 assert resumed[it] == full[it], \
                     f'{method}, rank {rank}, iteration {it}'

@@ -23,7 +23,8 @@ fi
 cd "$ROOT"
 echo "== pre-training $METHOD on Fashion-MNIST ($CONFIG)"
 "$PYTHON" tools/train.py "$CONFIG" --work-dir "$WORK_DIR"
-CKPT=$(cat "$WORK_DIR/last_checkpoint")
+CKPT=$(cat "$WORK_DIR/last_checkpoint")  # relative to the work dir
+case "$CKPT" in /*) ;; *) CKPT="$WORK_DIR/$CKPT" ;; esac
 echo "== kNN / linear-probe accuracy of the frozen encoder (Fashion-MNIST test split)"
 "$PYTHON" tools/analysis/evaluate_representation.py "$CONFIG" --checkpoint "$CKPT" \
   --compare-random-init --out-json "$WORK_DIR/representation.json"

@@ -164,12 +164,11 @@ def point_config(grid: dict, point: dict, work_dir: str, num_workers: int):
 
 
 def checkpoint_of(work_dir: str) -> Optional[str]:
-    path = osp.join(work_dir, 'last_checkpoint')
-    if not osp.isfile(path):
-        return None
-    with open(path) as f:
-        ckpt = f.read().strip()
-    return ckpt if osp.isfile(ckpt) else None
+    """The checkpoint ``last_checkpoint`` names (relative to the work dir, or
+    an older absolute path), if it exists."""
+    from mmmim.engine.resume import read_last_checkpoint
+    ckpt, _ = read_last_checkpoint(osp.abspath(work_dir))
+    return ckpt if ckpt is not None and osp.isfile(ckpt) else None
 
 
 # ------------------------------------------------------------ one point
