@@ -24,13 +24,17 @@
 # Runs in mmdet's scope; mmmim parts are `mmpretrain.<Name>`.
 #   tools/dist_train.sh configs/benchmarks/mask_rcnn/<this file> 8 \
 #     --cfg-options model.backbone.init_cfg.checkpoint=<pre-training ckpt>
+# The Portable* heads and RoI extractors are mmdet's with RoIAlign / NMS on any
+# device (torchvision's kernels where mmcv has none, e.g. CUDA with mmcv's CPU
+# build): mmmim/models/detection.
 _base_ = [
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
     'mmdet::_base_/datasets/coco_instance.py',
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py',
 ]
-custom_imports = dict(imports=['mmmim'], allow_failed_imports=False)
+custom_imports = dict(
+    imports=['mmmim', 'mmmim.models.detection'], allow_failed_imports=False)
 
 # LayerNorm over the channels of NCHW maps (eps 1e-6 as detectron2's LN)
 norm_cfg = dict(type='mmpretrain.LN2d', eps=1e-6, requires_grad=True)
@@ -56,13 +60,15 @@ model = dict(
         scale_factors=(4.0, 2.0, 1.0, 0.5),
         num_outs=5,
         norm_cfg=dict(type='LN2d', eps=1e-6)),
-    rpn_head=dict(num_convs=2),
+    rpn_head=dict(type='PortableRPNHead', num_convs=2),
     roi_head=dict(
+        bbox_roi_extractor=dict(type='PortableSingleRoIExtractor'),
+        mask_roi_extractor=dict(type='PortableSingleRoIExtractor'),
         bbox_head=dict(
-            type='Shared4Conv1FCBBoxHead',
+            type='PortableShared4Conv1FCBBoxHead',
             conv_out_channels=256,
             norm_cfg=norm_cfg),
-        mask_head=dict(norm_cfg=norm_cfg)))
+        mask_head=dict(type='PortableFCNMaskHead', norm_cfg=norm_cfg)))
 
 optim_wrapper = dict(
     _delete_=True,
