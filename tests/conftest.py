@@ -17,6 +17,17 @@ _RUN_IDS = itertools.count()
 # The suite is sized for 2 CPU cores; keep torch from oversubscribing them.
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
+# GPU tests carry the `cuda` marker (`pytest -m cuda` runs them) and skip
+# without a CUDA device; DEVICES runs a test on the CPU everywhere and on the
+# GPU where there is one.
+_needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
+                                 reason='needs a CUDA device')
+DEVICES = ['cpu', pytest.param('cuda', marks=[pytest.mark.cuda, _needs_cuda])]
+
+
+def cuda_only(test):
+    """Mark a test as GPU-only (``cuda`` marker, skipped without one)."""
+    return pytest.mark.cuda(_needs_cuda(test))
 
 
 def require_fashion_mnist():

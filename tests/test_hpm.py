@@ -269,7 +269,8 @@ def test_explicit_mask_overrides_teacher(monkeypatch):
     seen = []
     orig_bb = model.backbone.forward
     monkeypatch.setattr(model.backbone, 'forward',
-                        lambda x, m=None: seen.append(m) or orig_bb(x, m))
+                        lambda x, m=None, *rest: seen.append(m) or
+                        orig_bb(x, m, *rest))
     mask = torch.zeros(2, L, dtype=torch.bool)
     mask[:, :12] = True
     model.loss(torch.randn(2, 3, IMG, IMG),
@@ -289,7 +290,8 @@ def test_teacher_mask_uses_teacher_scores(monkeypatch):
     seen = []
     orig_bb = model.backbone.forward
     monkeypatch.setattr(model.backbone, 'forward',
-                        lambda x, m=None: seen.append(m) or orig_bb(x, m))
+                        lambda x, m=None, *rest: seen.append(m) or
+                        orig_bb(x, m, *rest))
     model.loss(torch.randn(2, 3, IMG, IMG), None)
     assert seen[0].gather(1, scores.topk(6, 1).indices).all()
 

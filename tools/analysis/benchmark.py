@@ -1,27 +1,47 @@
-"""Time full pre-training steps of mmmim methods, next to mmpretrain's own.
+"""Time full pre-training steps of mmmim methods, next to mmpretrain's own,
+and the data pipeline that feeds them.
 
     python tools/analysis/benchmark.py                       # MAE + iTPN vs mmpretrain, CPU fp32, batch 8, 224 px
     python tools/analysis/benchmark.py --methods mae hpm simmim sim itpn --batch-size 8
-    python tools/analysis/benchmark.py --device cuda --precision bf16 --batch-size 128
+    python tools/analysis/benchmark.py --device cuda --precision bf16 --batch-size 256 \\
+        --methods mae hpm simmim sim itpn --compile both --pipeline 256
     python tools/analysis/benchmark.py --hpm-mask-batch 256  # HPM's hard-patch mask alone
 
 A step is what the Runner does each iteration: data preprocessor, forward,
 loss, backward, optimizer step (AdamW), plus the method's per-iteration hooks
 (HPM's EMA teacher update, SIM's momentum). Masks drawn on the device by the
-model (MAE/iTPN random masks, HPM's teacher mask) are inside the step; masks
-and views drawn by the data pipeline (in the data workers) are prepared
-beforehand, as the dataloader would. Each model runs in a fresh process and
-is timed after ``--warmup`` steps over ``--iters`` steps; the median step
-time is reported with images/s and peak memory (CUDA: max allocated; CPU:
-the process's peak resident memory, model and interpreter included).
+model (HPM's teacher mask) are inside the step; masks and views drawn by the
+data pipeline (in the data workers) are prepared beforehand, as the
+dataloader would, and on a GPU the batch is on the device before the step
+(a pinned-memory loader overlaps that copy with the previous step). Each
+model runs in a fresh process and is timed after ``--warmup`` steps over
+``--iters`` steps; the median step time is reported with images/s, peak
+memory (CUDA: max allocated; CPU: the process's peak resident memory, model
+and interpreter included) and the model FLOPs utilisation: the step's
+floating-point operations (counted by ``torch.utils.flop_counter`` on one
+eager step: matmuls, convolutions, attention; forward, backward and the
+teachers' forward) per second, over the matrix-multiply rate of the same
+device and precision measured at the start of the run.
 Where mmpretrain has the same model (MAE ViT, iTPN HiViT pixel at the same
 decoder depth) it is timed in the same run and the ratio printed.
+``--compile on`` (or ``both``) compiles the compute modules of every model
+(mmmim's ``model.compile``; the same modules of mmpretrain's models).
+
+``--pipeline N`` also times the ImageNet pre-training pipeline (the MAE
+config's: decode, RandomResizedCrop, flip, mask, pack, collate) on N
+ImageNet-like JPEGs it writes (500 x 375, quality 90, from scikit-image's
+photos), in one process on one CPU core, with the config's cv2 decoding and
+with ``DecodeRandomResizedCrop`` (reduced-size JPEG decoding), and says how
+many of this machine's cores each measured step needs.
 """
 import argparse
 import contextlib
+import json
+import os
 import resource
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -39,7 +59,7 @@ from mmengine.logging import MessageHub, MMLogger  # noqa: E402
 from mmmim.utils import build_model_from_config  # noqa: E402
 from mmpretrain.registry import HOOKS, TRANSFORMS  # noqa: E402
 
-# method -> (mmmim config, arch overrides per arch name)
+# method -> mmmim config
 METHOD_CONFIGS = dict(
     mae='configs/mae/mae-vit-base_pixel_1600e.py',
     simmim='configs/simmim/simmim-vit-base_pixel_800e.py',
@@ -47,16 +67,18 @@ METHOD_CONFIGS = dict(
     sim='configs/sim/sim-vit-base_1600e.py',
     itpn='configs/itpn/itpn-base_pixel_800e.py',
 )
-# mmpretrain's own model of the same method, and how to make it comparable
+# mmpretrain's own model of the same method
 MMPRETRAIN_COUNTERPARTS = dict(
     mae='mmpretrain::mae/mae_vit-base-p16_8xb512-amp-coslr-1600e_in1k.py',
     itpn='mmpretrain::itpn/itpn-pixel_hivit-base-p16_8xb512-amp-coslr-800e_in1k.py',
 )
+# the ImageNet pipeline whose throughput is measured
+PIPELINE_CONFIG = METHOD_CONFIGS['mae']
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--methods', nargs='+', default=['mae', 'itpn'],
+    parser.add_argument('--methods', nargs='*', default=['mae', 'itpn'],
                         choices=sorted(METHOD_CONFIGS))
     parser.add_argument('--no-mmpretrain', action='store_true',
                         help='skip the mmpretrain counterparts')
@@ -69,15 +91,31 @@ def parse_args(argv=None):
     parser.add_argument('--iters', type=int, default=5)
     parser.add_argument('--threads', type=int, default=None,
                         help='torch CPU threads (default: torch default)')
-    parser.add_argument('--compile', action='store_true',
-                        help="torch.compile the mmmim models' compute "
-                        'modules (model.compile=True)')
+    parser.add_argument('--compile', choices=['off', 'on', 'both'],
+                        default='off',
+                        help='torch.compile the compute modules of every '
+                        'model: off, on, or both (each model twice)')
+    parser.add_argument('--matmul-size', type=int, default=None,
+                        help='n of the n x n x n product that measures the '
+                        'matmul rate (default: 8192 on CUDA, 4096 on CPU)')
     parser.add_argument('--cfg-options', nargs='*', default=[],
                         help='key=value overrides for every mmmim config, '
                         'e.g. model.backbone.arch=small')
     parser.add_argument('--hpm-mask-batch', type=int, default=0,
                         help='also time HPM hard-patch mask generation for a '
                         'batch of this size (224 px grid)')
+    parser.add_argument('--pipeline', type=int, default=0, metavar='N',
+                        help='also time the ImageNet pipeline on N generated '
+                        'JPEGs, one CPU core')
+    parser.add_argument('--pipeline-size', type=int, nargs=2,
+                        default=(500, 375), metavar=('W', 'H'),
+                        help='size of the generated JPEGs')
+    parser.add_argument('--json', default=None,
+                        help='write all results to this JSON file')
+    parser.add_argument('--markdown', nargs='+', default=None,
+                        metavar='JSON', help='only print the markdown '
+                        'report of these --json results (missing files are '
+                        'skipped)')
     return parser.parse_args(argv)
 
 
@@ -93,6 +131,34 @@ def run_isolated(fn, *args):
         return pool.apply(fn, args)
 
 
+# ------------------------------------------------------------------ matmul
+def matmul_rate(device: str, dtype: torch.dtype, n: int,
+                repeats: int = 10) -> float:
+    """FLOP/s of an n x n x n product (median of ``repeats`` after 3
+    warm-ups, random operands)."""
+    device = torch.device(device)
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    for _ in range(3):
+        torch.mm(a, b)
+    times = []
+    for _ in range(repeats):
+        if device.type == 'cuda':
+            start = torch.cuda.Event(enable_timing=True)
+            end = torch.cuda.Event(enable_timing=True)
+            start.record()
+            torch.mm(a, b)
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end) / 1e3)
+        else:
+            start = time.perf_counter()
+            torch.mm(a, b)
+            times.append(time.perf_counter() - start)
+    return 2 * n**3 / statistics.median(times)
+
+
+# ------------------------------------------------------------------- steps
 class StepRunner:
     """The little of mmengine's Runner the per-iteration hooks read."""
 
@@ -126,26 +192,43 @@ def make_batch(cfg, batch_size, img_size, seed=0):
             pseudo_collate)(samples)
 
 
-def build(cfg_path, cfg_options, img_size):
+def build(cfg_path, cfg_options):
     cfg = Config.fromfile(str(cfg_path))
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     model = build_model_from_config(cfg)
-    hooks = [HOOKS.build(h) for h in cfg.get('custom_hooks', [])]
+    hooks = [HOOKS.build(h) for h in cfg.get('custom_hooks', [])
+             if h['type'] != 'RepresentationEvalHook']
     return cfg, model, hooks
 
 
-def time_model(name, cfg, model, hooks, args):
+def compile_modules(model) -> None:
+    """``torch.compile`` the compute modules in place: mmmim's own choice
+    (``model.compile=True``: ``compile_compute_modules``), or the same parts
+    of an mmpretrain model (backbone, neck, head)."""
+    if hasattr(model, 'compile_compute_modules'):
+        model.compile_compute_modules()
+        return
+    for name in ('backbone', 'neck', 'head'):
+        module = getattr(model, name, None)
+        if isinstance(module, torch.nn.Module):
+            module.compile()
+
+
+def time_model(name, cfg, model, hooks, args, compiled):
     device = torch.device(args.device)
+    if device.type == 'cuda':
+        torch.backends.cudnn.benchmark = True
     model = model.to(device).train()
     batch = make_batch(cfg, args.batch_size, args.img_size)
+    if device.type == 'cuda':  # what a pinned-memory loader delivers
+        batch = model.data_preprocessor.cast_data(batch)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.95),
                                   weight_decay=0.05)
     runner = StepRunner(model)
     for hook in hooks:
-        if hasattr(hook, 'before_train'):
-            hook.before_train(runner)
+        hook.before_train(runner)
     autocast = (torch.autocast(device.type, dtype=torch.bfloat16)
                 if args.precision == 'bf16' else contextlib.nullcontext())
 
@@ -164,7 +247,17 @@ def time_model(name, cfg, model, hooks, args):
         runner.iter += 1
         return loss
 
+    # the model's FLOPs: one eager step, counted
+    from torch.utils.flop_counter import FlopCounterMode
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+    flops = counter.get_total_flops()
+    if compiled:
+        compile_modules(model)
+
     if device.type == 'cuda':
+        torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     times = []
     for i in range(args.warmup + args.iters):
@@ -181,29 +274,32 @@ def time_model(name, cfg, model, hooks, args):
     peak = (torch.cuda.max_memory_allocated() / 2**20
             if device.type == 'cuda' else rss_mb())
     step_time = statistics.median(times)
-    return dict(name=name, step_s=step_time,
+    return dict(name=name, compiled=compiled, step_s=step_time,
                 images_per_s=args.batch_size / step_time, peak_mb=peak,
-                loss=float(loss.detach()))
+                gflop_per_image=flops / args.batch_size / 1e9,
+                flop_per_s=flops / step_time, loss=float(loss.detach()))
 
 
-def benchmark_one(impl, method, args, cfg_options):
+def benchmark_one(impl, method, args, cfg_options, compiled):
     """Build and time one model (in its own process)."""
     import mmmim  # noqa: F401  (spawned processes register again)
     MMLogger.get_instance('mmengine').setLevel('WARNING')
     if args.threads:
         torch.set_num_threads(args.threads)
+    label = ' (compiled)' if compiled else ''
     if impl == 'mmmim':
-        if args.compile:  # mmmim's opt-in compile of the compute modules
+        if compiled:
             cfg_options = dict(cfg_options, **{'model.compile': True})
-        cfg, model, hooks = build(ROOT / METHOD_CONFIGS[method], cfg_options,
-                                  args.img_size)
-        return time_model(f'mmmim {method}', cfg, model, hooks, args)
+        cfg, model, hooks = build(ROOT / METHOD_CONFIGS[method], cfg_options)
+        return time_model(f'mmmim {method}{label}', cfg, model, hooks, args,
+                          compiled)
     cfg = get_config(MMPRETRAIN_COUNTERPARTS[method])
     if method == 'itpn':
         # compare at the reference decoder depth (mmpretrain's default: 6)
         cfg.model.neck.decoder_depth = 8
     model = build_model_from_config(cfg)
-    return time_model(f'mmpretrain {method}', cfg, model, [], args)
+    return time_model(f'mmpretrain {method}{label}', cfg, model, [], args,
+                      compiled)
 
 
 def time_hpm_mask(batch_size, repeats=50):
@@ -218,8 +314,174 @@ def time_hpm_mask(batch_size, repeats=50):
     return statistics.median(times[5:])
 
 
+# ---------------------------------------------------------------- pipeline
+def photo_sources():
+    """RGB photos for ImageNet-like test images: scikit-image's bundled
+    pictures, else smooth random fields (when scikit-image is missing)."""
+    try:
+        from skimage import data
+        names = ('astronaut', 'coffee', 'chelsea', 'rocket',
+                 'immunohistochemistry', 'hubble_deep_field')
+        return [getattr(data, n)()[..., :3] for n in names]
+    except Exception:  # no scikit-image: low-frequency noise
+        import cv2
+        rng = np.random.default_rng(0)
+        return [cv2.resize(rng.integers(0, 256, (12, 16, 3), np.uint8),
+                           (640, 480), interpolation=cv2.INTER_CUBIC)
+                for _ in range(4)]
+
+
+def write_imagenet_like_jpegs(folder, num, size=(500, 375), quality=90,
+                              seed=0):
+    """``num`` JPEGs of ``size`` (w, h) at ``quality``: random crops (60 to
+    100% of the side), flips and resizes of real photos."""
+    from PIL import Image
+    rng = np.random.default_rng(seed)
+    sources = photo_sources()
+    paths = []
+    for i in range(num):
+        src = sources[i % len(sources)]
+        h, w = src.shape[:2]
+        frac = rng.uniform(0.6, 1.0)
+        ch, cw = int(h * frac), int(w * frac)
+        y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
+        crop = src[y:y + ch, x:x + cw]
+        if rng.random() < 0.5:
+            crop = crop[:, ::-1]
+        img = Image.fromarray(np.ascontiguousarray(crop)).resize(
+            size, Image.BICUBIC)
+        path = os.path.join(folder, f'{i:05d}.JPEG')
+        img.save(path, quality=quality)
+        paths.append(path)
+    return paths
+
+
+def time_pipeline(num_images: int, batch_size: int = 64,
+                  size=(500, 375)) -> dict:
+    """Images per CPU-second of the ImageNet pre-training pipeline +
+    collate in this process, one thread: the config's (cv2 decode) and with
+    reduced-size JPEG decoding."""
+    import cv2
+    from mmcv.transforms import Compose
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+    cfg = Config.fromfile(str(ROOT / PIPELINE_CONFIG))
+    config_pipeline = list(cfg.train_dataloader.dataset.pipeline)
+    load, crop = config_pipeline[:2]
+    assert load['type'] == 'LoadImageChecked', load
+    assert crop['type'] == 'RandomResizedCrop', crop
+    reduced = [dict(crop, type='DecodeRandomResizedCrop')
+               ] + config_pipeline[2:]
+    out = dict(images=num_images, batch_size=batch_size,
+               size=f'{size[0]}x{size[1]}', quality=90)
+    with tempfile.TemporaryDirectory() as folder:
+        paths = write_imagenet_like_jpegs(folder, num_images, size)
+        out['mean_kb'] = float(np.mean([os.path.getsize(p)
+                                        for p in paths])) / 1024
+        for name, steps in (('config (cv2 decode)', config_pipeline),
+                            ('reduced-size decode', reduced)):
+            pipeline = Compose([TRANSFORMS.build(t) for t in steps])
+            np.random.seed(0)
+            for p in paths[:8]:  # warm-up
+                pipeline(dict(img_path=p))
+            # CPU time of this single-threaded process: images per core
+            # second, also on a machine shared with other work
+            start = time.process_time()
+            for i in range(0, len(paths), batch_size):
+                default_collate([pipeline(dict(img_path=p))
+                                 for p in paths[i:i + batch_size]])
+            out[name] = len(paths) / (time.process_time() - start)
+    return out
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+# ------------------------------------------------------------------ report
+PIPELINES = ('config (cv2 decode)', 'reduced-size decode')
+
+
+def goal_lines(rows) -> list:
+    """The performance goals (H100/H200-class GPU, bf16): met or not."""
+    best = {}
+    for row in rows:
+        key = row['name'].split(' (')[0]
+        if key not in best or row['step_s'] < best[key]['step_s']:
+            best[key] = row
+
+    def check(label, ok, detail):
+        return f"- {label}: {'met' if ok else 'NOT met'} ({detail})"
+
+    lines = []
+    if 'mmmim mae' in best:
+        mfu = best['mmmim mae']['mfu']
+        lines.append(check('MAE ViT-B MFU >= 40%', mfu >= 0.4, f'{mfu:.1%}'))
+    for method, goal in (('mae', 1.2), ('itpn', 1.0)):
+        ours, ref = best.get(f'mmmim {method}'), best.get(
+            f'mmpretrain {method}')
+        if ours and ref:
+            ratio = ref['step_s'] / ours['step_s']
+            lines.append(check(f'{method} >= {goal}x mmpretrain\'s '
+                               f'(best mmmim step / mmpretrain eager)',
+                               ratio >= goal, f'{ratio:.2f}x'))
+    if 'mmmim hpm' in best and 'mmmim mae' in best:
+        ratio = best['mmmim hpm']['step_s'] / best['mmmim mae']['step_s']
+        lines.append(check('HPM step <= 2.3x MAE\'s', ratio <= 2.3,
+                           f'{ratio:.2f}x'))
+    return lines
+
+
+def render_markdown(paths) -> str:
+    """The report's tables from ``--json`` results."""
+    results = [json.load(open(p)) for p in paths if os.path.isfile(p)]
+    if not results:
+        return 'No benchmark results (see the logs).'
+    first = results[0]
+    out = [f"{first['device_name']} ({first['device']}), {first['precision']}"
+           f", batch {first['batch_size']}, {first['img_size']} px, torch "
+           f"{first['torch']}; matmul rate ({first['matmul_size']}^3): "
+           f"**{first['matmul_flop_per_s'] / 1e12:.1f} TFLOP/s**", '',
+           '| model | step (ms) | img/s | peak GB | GFLOP/img | MFU | '
+           'speed-up over mmpretrain |', '| --- | ---: | ---: | ---: | ---: |'
+           ' ---: | ---: |']
+    rows = [r for res in results for r in res['rows']]
+    for r in rows:
+        ratio = f"{r['ratio']:.2f}x" if 'ratio' in r else ''
+        out.append(f"| {r['name']} | {r['step_s'] * 1e3:.1f} | "
+                   f"{r['images_per_s']:.0f} | {r['peak_mb'] / 1024:.1f} | "
+                   f"{r['gflop_per_image']:.1f} | {r['mfu']:.1%} | {ratio} |")
+    goals = goal_lines(rows)
+    if goals and first['device'].startswith('cuda'):
+        out += ['', 'Goals (bf16, H100/H200-class):'] + goals
+    pipe = first.get('pipeline')
+    if pipe:
+        out += ['', f"ImageNet pipeline ({pipe['images']} JPEGs "
+                f"{pipe['size']} q{pipe['quality']}, mean "
+                f"{pipe['mean_kb']:.0f} kB), one core: "
+                + ', '.join(f"{k} **{pipe[k]:.0f} img/s**" for k in PIPELINES)
+                + f"; this machine has {pipe['cores']} cores.", '',
+                '| model | img/s | cores needed (config / reduced-size '
+                'decode) | fed by this machine |', '| --- | ---: | ---: | --- |']
+        for r in rows:
+            need = [r['images_per_s'] / pipe[k] for k in PIPELINES]
+            fed = ('yes' if need[0] <= pipe['cores'] else
+                   'with reduced-size decode' if min(need) <= pipe['cores']
+                   else 'no')
+            out.append(f"| {r['name']} | {r['images_per_s']:.0f} | "
+                       f'{need[0]:.1f} / {need[1]:.1f} | {fed} |')
+    return '\n'.join(out)
+
+
+# -------------------------------------------------------------------- main
 def main(argv=None):
     args = parse_args(argv)
+    if args.markdown:
+        print(render_markdown(args.markdown))
+        return None
     # parameter-init reports are noise here
     MMLogger.get_instance('mmengine').setLevel('WARNING')
     if args.threads:
@@ -227,33 +489,80 @@ def main(argv=None):
     cfg_options = dict(kv.split('=', 1) for kv in args.cfg_options)
     cfg_options = {k: eval(v) if v[:1] in '[({0123456789' else v
                    for k, v in cfg_options.items()}
-    print(f'device={args.device} precision={args.precision} '
-          f'batch={args.batch_size} img={args.img_size} '
+    device = torch.device(args.device)
+    device_name = (torch.cuda.get_device_name(device)
+                   if device.type == 'cuda' else 'CPU')
+    print(f'device={args.device} ({device_name}) precision={args.precision}'
+          f' batch={args.batch_size} img={args.img_size} '
           f'threads={torch.get_num_threads()} torch={torch.__version__}')
-    rows = []
-    for method in args.methods:
-        ours = run_isolated(benchmark_one, 'mmmim', method, args, cfg_options)
-        rows.append(ours)
-        if method in MMPRETRAIN_COUNTERPARTS and not args.no_mmpretrain:
-            ref = run_isolated(benchmark_one, 'mmpretrain', method, args,
-                               cfg_options)
-            ref['ratio'] = ref['step_s'] / ours['step_s']
-            rows.append(ref)
-    print(f"\n{'model':<22}{'step (s)':>10}{'img/s':>10}{'peak MB':>10}"
-          f"{'speed-up of mmmim':>20}")
+    dtype = torch.bfloat16 if args.precision == 'bf16' else torch.float32
+    n = args.matmul_size or (8192 if device.type == 'cuda' else 4096)
+    rate = matmul_rate(args.device, dtype, n)
+    print(f'matmul rate ({args.precision}, {n}^3, median of 10): '
+          f'{rate / 1e12:.2f} TFLOP/s')
+    result = dict(device=args.device, device_name=device_name,
+                  precision=args.precision, batch_size=args.batch_size,
+                  img_size=args.img_size, torch=torch.__version__,
+                  matmul_flop_per_s=rate, matmul_size=n, rows=[])
+
+    modes = dict(off=[False], on=[True], both=[False, True])[args.compile]
+    rows = result['rows']
+    for compiled in modes:
+        for method in args.methods:
+            ours = run_isolated(benchmark_one, 'mmmim', method, args,
+                                cfg_options, compiled)
+            rows.append(ours)
+            if method in MMPRETRAIN_COUNTERPARTS and not args.no_mmpretrain:
+                ref = run_isolated(benchmark_one, 'mmpretrain', method, args,
+                                   {}, compiled)
+                ref['ratio'] = ref['step_s'] / ours['step_s']
+                rows.append(ref)
+    for row in rows:
+        row['mfu'] = row['flop_per_s'] / rate
+    if rows:
+        print(f"\n{'model':<30}{'step (s)':>10}{'img/s':>10}{'peak MB':>10}"
+              f"{'GFLOP/img':>11}{'MFU':>7}{'mmmim speed-up':>16}")
     for row in rows:
         ratio = f"{row['ratio']:.2f}x" if 'ratio' in row else ''
-        print(f"{row['name']:<22}{row['step_s']:>10.3f}"
-              f"{row['images_per_s']:>10.2f}{row['peak_mb']:>10.0f}"
-              f'{ratio:>20}')
-    if 'hpm' in args.methods and 'mae' in args.methods:
-        step = {r['name']: r['step_s'] for r in rows}
-        print(f"\nHPM / MAE step time: "
-              f"{step['mmmim hpm'] / step['mmmim mae']:.2f}x")
+        print(f"{row['name']:<30}{row['step_s']:>10.4f}"
+              f"{row['images_per_s']:>10.1f}{row['peak_mb']:>10.0f}"
+              f"{row['gflop_per_image']:>11.1f}{row['mfu']:>7.1%}"
+              f'{ratio:>16}')
+    for compiled in modes:
+        step = {r['name'].split(' (')[0]: r['step_s'] for r in rows
+                if r['compiled'] == compiled}
+        if 'mmmim hpm' in step and 'mmmim mae' in step:
+            ratio = step['mmmim hpm'] / step['mmmim mae']
+            result[f'hpm_over_mae{"_compiled" if compiled else ""}'] = ratio
+            print(f"HPM / MAE step time{' (compiled)' if compiled else ''}:"
+                  f' {ratio:.2f}x')
     if args.hpm_mask_batch:
         ms = time_hpm_mask(args.hpm_mask_batch) * 1e3
+        result['hpm_mask_ms'] = ms
         print(f'\nHPM hard-patch mask, batch {args.hpm_mask_batch}, 196 '
               f'patches: {ms:.2f} ms')
+    if args.pipeline:
+        pipe = run_isolated(time_pipeline, args.pipeline, 64,
+                            tuple(args.pipeline_size))
+        cores = available_cores()
+        pipe['cores'] = cores
+        result['pipeline'] = pipe
+        print(f"\nImageNet pipeline ({PIPELINE_CONFIG}), {pipe['images']} "
+              f"JPEGs {pipe['size']} q90 (mean {pipe['mean_kb']:.0f} kB), "
+              'one core:')
+        for name in PIPELINES:
+            print(f'  {name:<22}{pipe[name]:>8.0f} img/s per core')
+        if rows:
+            print(f'cores needed to feed each step ({cores} here), config '
+                  'pipeline / reduced-size decode:')
+            for row in rows:
+                need = [row['images_per_s'] / pipe[k] for k in PIPELINES]
+                print(f"  {row['name']:<30}{need[0]:>7.1f}{need[1]:>7.1f}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        with open(args.json, 'w') as f:
+            json.dump(result, f, indent=1)
+    return result
 
 
 if __name__ == '__main__':

@@ -4,3 +4,4 @@ from .mask_generators import (BlockwiseMaskGenerator, GridMaskGenerator,  # noqa
 from .sim_views import SIMTwoViews  # noqa: F401
 from .crop import SingleDrawRandomResizedCrop  # noqa: F401
 from .loading import ImageLoadError, LoadImageChecked  # noqa: F401
+from .reduced_decode import DecodeRandomResizedCrop  # noqa: F401

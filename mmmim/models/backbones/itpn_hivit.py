@@ -417,7 +417,8 @@ class iTPNBackbone(CheckedLoadingMixin, BaseModule):
                        x: torch.Tensor,
                        mask: Optional[torch.Tensor] = None,
                        mask_mode: Optional[str] = None,
-                       hidden_after: Sequence[int] = ()):
+                       hidden_after: Sequence[int] = (),
+                       num_masked: Optional[int] = None):
         """Token-layout features of a (possibly masked) image.
 
         Args:
@@ -428,6 +429,9 @@ class iTPNBackbone(CheckedLoadingMixin, BaseModule):
             hidden_after (Sequence[int]): Also return the main-stage tokens
                 after this many main blocks (e.g. 18 for the CLIP variant's
                 auxiliary branch).
+            num_masked (int, optional): Masked patches per image, when the
+                caller knows it (``'drop'`` need not read it back from the
+                device).
 
         Returns:
             tuple: ``(f4, f8, f16)`` (see the class docstring), followed by
@@ -444,7 +448,7 @@ class iTPNBackbone(CheckedLoadingMixin, BaseModule):
                 raise ValueError(f'mask has {mask.shape[1]} patches, the '
                                  f'image has {x.shape[1]}')
             if mode == 'drop':
-                ids_shuffle, _, nv = visible_first_order(mask)
+                ids_shuffle, _, nv = visible_first_order(mask, num_masked)
                 keep = ids_shuffle[:, :nv]
                 x = x.gather(
                     1, keep[:, :, None, None, None].expand(-1, -1,
@@ -479,15 +483,17 @@ class iTPNBackbone(CheckedLoadingMixin, BaseModule):
         return (feats[0], feats[1], x) + tuple(hidden[n] for n in hidden_after)
 
     def forward(self, x: torch.Tensor,
-                mask: Optional[torch.Tensor] = None) -> tuple:
+                mask: Optional[torch.Tensor] = None,
+                num_masked: Optional[int] = None) -> tuple:
         """Token features with a mask, NCHW maps (``out_indices``) without.
 
         Args:
             x (Tensor): Images (B, C, H, W); H and W divisible by patch_size.
             mask (Tensor, optional): (B, L) bool patch mask, 1 = masked.
+            num_masked (int, optional): Masked patches per image, if known.
         """
         if mask is not None:
-            return self.forward_tokens(x, mask)
+            return self.forward_tokens(x, mask, num_masked=num_masked)
         hw = (x.shape[2] // self.patch_size, x.shape[3] // self.patch_size)
         feats = self.forward_tokens(x)
         return tuple(self._to_nchw(feats[i], hw) for i in self.out_indices)

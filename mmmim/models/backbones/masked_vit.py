@@ -22,7 +22,9 @@ class MaskedViT(CheckedLoadingMixin, VisionTransformer):
       encoded, in raster order. Returns ``(tokens, ids_restore)`` where
       ``tokens`` is (B, 1 + V, C) with the cls token first and ``ids_restore``
       restores raster order after ``[visible, masked]`` concatenation (what
-      MAE's decoder expects).
+      MAE's decoder expects). ``forward(x, mask, num_masked)`` takes the
+      number of masked patches per image when the caller knows it, so that
+      it need not be read back from the device.
     - ``mask_mode='replace'``: a learnable mask token replaces the masked patch
       embeddings (before the position embedding is added, so masked tokens
       keep their position); returns the (B, 1 + L, C) tokens. With
@@ -193,7 +195,8 @@ class MaskedViT(CheckedLoadingMixin, VisionTransformer):
             x = self.ln1(x)
         return x
 
-    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None):
+    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None,
+                num_masked: Optional[int] = None):
         if mask is None:
             return super().forward(x)
         x, pos_embed = self._embed_patches(x)
@@ -206,7 +209,8 @@ class MaskedViT(CheckedLoadingMixin, VisionTransformer):
             x = self.substitute_masked(x, mask) + pos_embed[:, 1:]
             return self._encode(x, cls_pos)
         x = x + pos_embed[:, 1:]
-        ids_shuffle, ids_restore, num_visible = visible_first_order(mask)
+        ids_shuffle, ids_restore, num_visible = visible_first_order(
+            mask, num_masked)
         ids_keep = ids_shuffle[:, :num_visible]
         x = torch.gather(
             x, 1, ids_keep.unsqueeze(-1).expand(-1, -1, x.shape[-1]))

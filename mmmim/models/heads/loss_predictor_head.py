@@ -9,7 +9,8 @@ from mmengine.model import BaseModule
 from mmpretrain.models.backbones.vision_transformer import \
     TransformerEncoderLayer
 from mmpretrain.registry import MODELS
-from ..utils import CheckedLoadingMixin, init_linear_layernorm
+from ..utils import (CheckedLoadingMixin, init_linear_layernorm,
+                     visible_first_order)
 
 
 @MODELS.register_module()
@@ -74,7 +75,8 @@ class LossPredictorHead(CheckedLoadingMixin, BaseModule):
         return x[:, 1:].mean(dim=-1)
 
     def loss(self, pred: torch.Tensor, patch_losses: torch.Tensor,
-             mask: torch.Tensor) -> torch.Tensor:
+             mask: torch.Tensor,
+             num_masked: Optional[int] = None) -> torch.Tensor:
         """Loss-prediction loss over the masked patches.
 
         Args:
@@ -83,13 +85,17 @@ class LossPredictorHead(CheckedLoadingMixin, BaseModule):
                 detached here (the reference's target carries no gradient).
             mask (Tensor): (B, L) bool, 1 = masked; every image masks the
                 same number M of patches.
+            num_masked (int, optional): M, when the caller knows it
+                (otherwise counted in ``mask``).
 
         Returns:
             Tensor: the scalar loss over the (B, M) masked entries (raster
             order within each image; both losses are order-invariant).
         """
-        mask = mask.flatten(1).bool()
-        B = mask.shape[0]
-        pred_m = pred[mask].reshape(B, -1)
-        target_m = patch_losses.detach()[mask].reshape(B, -1)
+        # the masked positions in raster order, gathered (a fixed-shape
+        # selection: boolean indexing would wait for the device's count)
+        ids_shuffle, _, num_visible = visible_first_order(mask, num_masked)
+        masked_ids = ids_shuffle[:, num_visible:]
+        pred_m = pred.gather(1, masked_ids)
+        target_m = patch_losses.detach().gather(1, masked_ids)
         return self.loss_module(pred_m, target_m)

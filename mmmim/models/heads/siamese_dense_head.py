@@ -18,7 +18,8 @@ from timm.models.vision_transformer import Block
 
 from mmpretrain.registry import MODELS
 from ..utils import (CheckedLoadingMixin, TokenBatchNorm,
-                     init_linear_layernorm, sincos_pos_embed_2d)
+                     init_linear_layernorm, sincos_pos_embed_2d,
+                     visible_first_order)
 from ..utils.relative_position import RelativeGeometry, sim_relative_pos_embed
 
 
@@ -144,11 +145,13 @@ class SIMPredictor(CheckedLoadingMixin, BaseModule):
         """
         B, _, D = x.shape
         pos = self.pos_embed.to(x.dtype)
-        visible = ~mask.flatten(1).bool()
-        vis_pos = pos[:, 1:].expand(B, -1, -1)[visible].view(B, -1, D)
-        if vis_pos.shape[1] != x.shape[1] - 1:
-            raise ValueError(f'{x.shape[1] - 1} visible tokens but the mask '
-                             f'leaves {vis_pos.shape[1]} visible')
+        # the visible patches' positions in raster order (x holds their
+        # tokens), gathered: boolean indexing would wait for the device
+        num_visible = x.shape[1] - 1
+        ids_keep, _, _ = visible_first_order(
+            mask, mask.flatten(1).shape[1] - num_visible)
+        vis_pos = pos[:, 1:].expand(B, -1, -1).gather(
+            1, ids_keep[:, :num_visible, None].expand(-1, -1, D))
         rel = sim_relative_pos_embed(geometry, D, self.grid_size)
         rel = self.rel_pos_proj(
             rel.to(x.device, self.rel_pos_proj.weight.dtype))

@@ -1,13 +1,14 @@
 """What every mmmim pre-training algorithm shares: where its patch mask comes
 from, and what happens to a non-finite loss."""
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from mmengine.dist import all_reduce, get_rank, get_world_size
 from mmengine.logging import MessageHub, print_log
 
 from mmpretrain.models import BaseSelfSupervisor
-from ..utils import masks_from_data_samples, random_patch_mask
+from ..utils import (masked_per_image, masks_from_data_samples,
+                     random_patch_mask, to_device)
 
 
 class MIMSelfSupervisor(BaseSelfSupervisor):
@@ -156,17 +157,34 @@ class MIMSelfSupervisor(BaseSelfSupervisor):
 
     def get_mask(self, inputs: torch.Tensor,
                  data_samples: Optional[List]) -> torch.Tensor:
-        """(B, L) bool patch mask, 1 = masked."""
+        """(B, L) bool patch mask, 1 = masked, on the input's device."""
+        return self.get_mask_and_count(inputs, data_samples)[0]
+
+    def get_mask_and_count(self, inputs: torch.Tensor,
+                           data_samples: Optional[List]
+                           ) -> Tuple[torch.Tensor, int]:
+        """The mask of :meth:`get_mask` and its number of masked patches per
+        image, known on the host: counted in the pipeline's masks (host
+        memory, before the copy to the device) or the random mask's
+        ``L - int(L (1 - mask_ratio))``. Passing the count on spares the
+        device-to-host read that finding it in a device tensor would be."""
+        return self._mask_and_count(inputs, data_samples, self.num_patches)
+
+    def _mask_and_count(self, inputs: torch.Tensor,
+                        data_samples: Optional[List],
+                        num_patches: int) -> Tuple[torch.Tensor, int]:
         mask = masks_from_data_samples(data_samples)
         if mask is None:
-            return random_patch_mask(inputs.shape[0], self.num_patches,
+            mask = random_patch_mask(inputs.shape[0], num_patches,
                                      self.mask_ratio, device=inputs.device)
-        if mask.shape[1] != self.num_patches:
+            return mask, num_patches - int(num_patches *
+                                           (1 - self.mask_ratio))
+        if mask.shape[1] != num_patches:
             raise ValueError(
                 f'the pipeline mask has {mask.shape[1]} patches, the model '
-                f'expects {self.num_patches}: check the MaskGenerator\'s '
+                f'expects {num_patches}: check the MaskGenerator\'s '
                 'input_size / patch_size against the model')
-        return mask.to(inputs.device)
+        return to_device(mask, inputs.device), masked_per_image(mask)
 
     def reconstruct(self, inputs: torch.Tensor,
                     mask: torch.Tensor) -> torch.Tensor:

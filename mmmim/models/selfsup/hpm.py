@@ -14,7 +14,7 @@ Parts, each registered in mmpretrain's ``MODELS`` (files under
 - ``PatchHOGGenerator`` (target_generators/patch_hog.py) for
   ``target='hog'``.
 """
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -152,11 +152,21 @@ class HPMPretrainer(MIMSelfSupervisor):
         """(B, L) bool mask: the pipeline's when every sample has one,
         otherwise the teacher's easy-to-hard mask (from ``teacher_scores`` or
         a fresh teacher pass)."""
+        return self.get_mask_and_count(inputs, data_samples,
+                                       teacher_scores)[0]
+
+    def get_mask_and_count(self, inputs: torch.Tensor,
+                           data_samples: Optional[List],
+                           teacher_scores: Optional[torch.Tensor] = None
+                           ) -> Tuple[torch.Tensor, int]:
+        """:meth:`get_mask` and its masked patches per image (known on the
+        host: the teacher's mask masks ``M`` in every image)."""
         if masks_from_data_samples(data_samples) is not None:
-            return super().get_mask(inputs, data_samples)
+            return super().get_mask_and_count(inputs, data_samples)
         if teacher_scores is None:
             teacher_scores, _ = self.rank_patches(inputs)
-        return self.target_generator.generate_mask(teacher_scores)
+        return (self.target_generator.generate_mask(teacher_scores),
+                self.target_generator.num_masked(teacher_scores.shape[1]))
 
     def rank_patches(self, inputs: torch.Tensor):
         """Predicted losses (B, L) of the full image, and the encoder's
@@ -166,10 +176,11 @@ class HPMPretrainer(MIMSelfSupervisor):
             return self.target_generator(inputs, self.student_parts())
         return self.target_generator(inputs)
 
-    def predict(self, inputs: torch.Tensor, mask: torch.Tensor):
+    def predict(self, inputs: torch.Tensor, mask: torch.Tensor,
+                num_masked: Optional[int] = None):
         """Student outputs under ``mask``: reconstruction (B, L, D) and
         predicted losses (B, L)."""
-        latent, ids_restore = self.backbone(inputs, mask)
+        latent, ids_restore = self.backbone(inputs, mask, num_masked)
         tokens = self.neck.embed_tokens(latent, ids_restore)
         # the loss predictor reads the same tokens, not detached (reference)
         return self.neck.decode(tokens), self.loss_predictor(tokens)
@@ -196,12 +207,14 @@ class HPMPretrainer(MIMSelfSupervisor):
         teacher_scores = teacher_feats = None
         if not explicit or self.target == 'teacher':
             teacher_scores, teacher_feats = self.rank_patches(inputs)
-        mask = self.get_mask(inputs, data_samples, teacher_scores)
+        mask, num_masked = self.get_mask_and_count(inputs, data_samples,
+                                                   teacher_scores)
 
-        pred, pred_losses = self.predict(inputs, mask)
+        pred, pred_losses = self.predict(inputs, mask, num_masked)
         target = self.construct_target(inputs, teacher_feats)
         per_patch = self.patch_losses(pred, target)
         maskf = mask.to(per_patch.dtype)
         loss_rec = (per_patch * maskf).sum() / maskf.sum()
-        loss_pred = self.loss_predictor.loss(pred_losses, per_patch, mask)
+        loss_pred = self.loss_predictor.loss(pred_losses, per_patch, mask,
+                                             num_masked)
         return dict(loss_rec=loss_rec, loss_pred=loss_pred)

@@ -25,13 +25,12 @@ Parts, each registered in mmpretrain's ``MODELS`` (files under
 Layers they share (the HiViT block with a relative bias, the per-level
 embedding, token-layout conversions) are in ``models/utils/itpn_layers.py``.
 """
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
 from mmpretrain.registry import MODELS
-from ..utils import (masks_from_data_samples, random_patch_mask,
-                     visible_first_order)
+from ..utils import visible_first_order
 from .base import MIMSelfSupervisor
 from .mae import patches_to_image
 
@@ -54,18 +53,13 @@ class iTPNBase(MIMSelfSupervisor):
     to ``MIMSelfSupervisor``.
     """
 
-    def get_mask(self, img: torch.Tensor, data_samples) -> torch.Tensor:
-        """(B, L) bool mask: the pipeline's if given, else random."""
+    def get_mask_and_count(self, img: torch.Tensor,
+                           data_samples) -> Tuple[torch.Tensor, int]:
+        """(B, L) bool mask (the pipeline's if given, else random) on the
+        image's patch grid, and its masked patches per image."""
         h, w = (img.shape[2] // self.backbone.patch_size,
                 img.shape[3] // self.backbone.patch_size)
-        mask = masks_from_data_samples(data_samples)
-        if mask is None:
-            return random_patch_mask(img.shape[0], h * w, self.mask_ratio,
-                                     device=img.device)
-        if mask.shape[1] != h * w:
-            raise ValueError(f'the pipeline mask has {mask.shape[1]} patches, '
-                             f'the image has {h * w}')
-        return mask.to(img.device)
+        return self._mask_and_count(img, data_samples, h * w)
 
     def extract_feat(self, inputs: torch.Tensor):
         """NCHW maps of the unmasked backbone."""
@@ -147,25 +141,29 @@ class iTPNPretrainer(iTPNBase):
                                  "use backbone mask_mode='stem_token'")
             self.target_generator.setup(self.backbone)
 
-    def pyramid(self, img: torch.Tensor, mask: torch.Tensor):
+    def pyramid(self, img: torch.Tensor, mask: torch.Tensor,
+                num_masked: Optional[int] = None):
         """Pyramid levels ``(l16, l8, l4)`` (or the main stage alone without
         the neck) of the visible patches, or of all with a stem mask
         token."""
-        feats = self.backbone(img, mask)
+        feats = self.backbone(img, mask, num_masked)
         return self.neck(feats) if self.with_neck else (feats[2], )
 
-    def decode(self, levels, mask: torch.Tensor) -> torch.Tensor:
+    def decode(self, levels, mask: torch.Tensor,
+               num_masked: Optional[int] = None) -> torch.Tensor:
         """Decoder output (B, L, p*p*C)."""
         if self.backbone.mask_mode == 'drop':
-            _, ids_restore, _ = visible_first_order(mask)
+            _, ids_restore, _ = visible_first_order(mask, num_masked)
         else:  # every position is already there, in raster order
             ids_restore = torch.arange(
                 mask.shape[1], device=mask.device).expand(mask.shape[0], -1)
         return self.decoder(levels, ids_restore)
 
-    def predict_pixels(self, img: torch.Tensor, mask: torch.Tensor):
+    def predict_pixels(self, img: torch.Tensor, mask: torch.Tensor,
+                       num_masked: Optional[int] = None):
         """Decoder output (B, L, p*p*C) for an image and a patch mask."""
-        return self.decode(self.pyramid(img, mask), mask)
+        return self.decode(self.pyramid(img, mask, num_masked), mask,
+                           num_masked)
 
     def reconstruct(self, inputs: torch.Tensor,
                     mask: torch.Tensor) -> torch.Tensor:
@@ -178,9 +176,9 @@ class iTPNPretrainer(iTPNBase):
         """Masked normalised-pixel loss, ``dict(loss=...)`` (and
         ``loss_mfm`` with ``mfm_head``)."""
         img = _image(inputs)
-        mask = self.get_mask(img, data_samples)
-        levels = self.pyramid(img, mask)
-        pred = self.decode(levels, mask)
+        mask, num_masked = self.get_mask_and_count(img, data_samples)
+        levels = self.pyramid(img, mask, num_masked)
+        pred = self.decode(levels, mask, num_masked)
         losses = dict(loss=self.head.loss(pred, img, mask))
         if self.mfm_head is not None:
             targets = self.ema_feature_targets(img)

@@ -1,7 +1,7 @@
 """MAE: encode the visible patches, reconstruct the masked ones (He et al.,
 Masked Autoencoders Are Scalable Vision Learners, CVPR 2022;
 docs/mae_simmim.md)."""
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import torch
 
@@ -75,10 +75,10 @@ class MAEPretrainer(MIMSelfSupervisor):
         super().__init__(*args, **kwargs)
         check_decoder_fits(self)
 
-    def predict_patches(self, inputs: torch.Tensor,
-                        mask: torch.Tensor) -> torch.Tensor:
+    def predict_patches(self, inputs: torch.Tensor, mask: torch.Tensor,
+                        num_masked: Optional[int] = None) -> torch.Tensor:
         """Decoder output for every patch, (B, L, p*p*C), in target space."""
-        out = self.backbone(inputs, mask)
+        out = self.backbone(inputs, mask, num_masked)
         if isinstance(out, tuple):
             latent, ids_restore = out
         else:  # mask tokens in the encoder: every position, raster order
@@ -94,7 +94,7 @@ class MAEPretrainer(MIMSelfSupervisor):
 
     def loss(self, inputs: torch.Tensor, data_samples: List,
              **kwargs) -> Dict[str, torch.Tensor]:
-        mask = self.get_mask(inputs, data_samples)
-        pred = self.predict_patches(inputs, mask)
+        mask, num_masked = self.get_mask_and_count(inputs, data_samples)
+        pred = self.predict_patches(inputs, mask, num_masked)
         loss = self.head.loss(pred, inputs, mask.to(pred.dtype))
         return dict(loss=loss)

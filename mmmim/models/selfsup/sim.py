@@ -26,6 +26,7 @@ import torch
 import torch.nn as nn
 
 from mmpretrain.registry import MODELS
+from ..utils import to_device
 from ..utils.relative_position import RelativeGeometry, relative_geometry
 from .base import MIMSelfSupervisor
 
@@ -165,8 +166,11 @@ class SIMPretrainer(MIMSelfSupervisor):
         rounds differently, and it averages every parameter of one module
         while SIM pairs parts of several.)"""
         m = self.momentum if momentum is None else momentum
-        for online, target in self._momentum_pairs():
-            target.data.mul_(m).add_(online.data.to(target.dtype), alpha=1 - m)
+        online, target = zip(*((o.data.to(t.dtype), t.data)
+                               for o, t in self._momentum_pairs()))
+        # one fused update for all parameters (the same arithmetic per element)
+        torch._foreach_mul_(target, m)
+        torch._foreach_add_(target, online, alpha=1 - m)
 
     def train_step(self, data, optim_wrapper,
                    **kwargs) -> Dict[str, torch.Tensor]:
@@ -194,21 +198,24 @@ class SIMPretrainer(MIMSelfSupervisor):
                 'SIM needs crop_boxes, flips and img_width in every data '
                 'sample: use SIMTwoViews and PackInputs(algorithm_keys=['
                 "'mask', 'crop_boxes', 'flips', 'img_width'])")
-        boxes = torch.stack([
+        # built in host memory, copied without making the host wait
+        boxes = to_device(torch.stack([
             torch.as_tensor(s.crop_boxes, dtype=torch.float64)
             for s in data_samples
-        ]).to(device)
-        flips = torch.stack([torch.as_tensor(s.flips).bool()
-                             for s in data_samples]).to(device)
-        width = torch.tensor([float(s.img_width) for s in data_samples],
-                             dtype=torch.float64, device=device)
+        ]), device)
+        flips = to_device(torch.stack([torch.as_tensor(s.flips).bool()
+                                       for s in data_samples]), device)
+        width = to_device(torch.tensor([float(s.img_width)
+                                        for s in data_samples],
+                                       dtype=torch.float64), device)
         return relative_geometry(boxes[:, 0], boxes[:, 1], flips[:, 0],
                                  flips[:, 1], width)
 
     def predict_view2(self, x1: torch.Tensor, mask: torch.Tensor,
-                      geometry: RelativeGeometry) -> torch.Tensor:
+                      geometry: RelativeGeometry,
+                      num_masked: Optional[int] = None) -> torch.Tensor:
         """Online branch: (B, L, D) predictions of view 2's patches."""
-        latent, _ = self.backbone(x1, mask)
+        latent, _ = self.backbone(x1, mask, num_masked)
         latent = self.head.project(latent)
         return self.head.predict(latent, mask, geometry)
 
@@ -223,9 +230,9 @@ class SIMPretrainer(MIMSelfSupervisor):
         if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
             raise ValueError('SIM expects two views [x1, x2] (SIMTwoViews)')
         x1, x2 = inputs
-        mask = self.get_mask(x1, data_samples)
+        mask, num_masked = self.get_mask_and_count(x1, data_samples)
         geometry = self.get_geometry(data_samples, x1.device)
-        pred = self.predict_view2(x1, mask, geometry)
+        pred = self.predict_view2(x1, mask, geometry, num_masked)
         if self.head.target == 'pixel':  # ablation: no momentum branch used
             target = self.head.pixel_target(x2)
         else:
@@ -235,4 +242,4 @@ class SIMPretrainer(MIMSelfSupervisor):
             target = self.target_view2(x2)
         loss = self.head.loss(pred, target)
         return dict(loss=loss,
-                    momentum=torch.tensor(self.momentum, device=x1.device))
+                    momentum=torch.full((), self.momentum, device=x1.device))

@@ -169,14 +169,20 @@ class HPMTarget(CheckedLoadingMixin, BaseModule):
             float: the tau used.
         """
         tau = self.momentum() if momentum is None else momentum
+        emas, values = [], []
         for name, module in student.items():
             src = module.state_dict()
             for key, ema in self.teacher[name].state_dict().items():
                 value = src[key].detach()
                 if ema.is_floating_point():
-                    ema.mul_(tau).add_(value.to(ema.dtype), alpha=1 - tau)
+                    emas.append(ema)
+                    values.append(value.to(ema.dtype))
                 else:
                     ema.copy_(value)
+        # one fused update for all tensors (the same arithmetic per element)
+        if emas:
+            torch._foreach_mul_(emas, tau)
+            torch._foreach_add_(emas, values, alpha=1 - tau)
         return tau
 
     def train(self, mode: bool = True):
@@ -236,7 +242,7 @@ class HPMTarget(CheckedLoadingMixin, BaseModule):
         h, w = backbone.patch_resolution
         visible = torch.zeros(inputs.shape[0], h * w, dtype=torch.bool,
                               device=inputs.device)
-        latent, ids_restore = backbone(inputs, visible)
+        latent, ids_restore = backbone(inputs, visible, num_masked=0)
         tokens = parts['neck'].embed_tokens(latent, ids_restore)
         scores = parts['loss_predictor'](tokens)
         return scores, latent[:, 1:]

@@ -36,18 +36,42 @@ def random_patch_mask(batch_size: int,
     return mask.scatter_(1, masked_ids, True)
 
 
-def visible_first_order(mask: torch.Tensor):
+def masked_per_image(mask: torch.Tensor) -> int:
+    """The number of masked patches in every image of a (B, ...) mask.
+
+    Reading it from a device tensor makes the host wait for the device: the
+    algorithms count their pipeline masks in host memory and know the count
+    of the masks they draw (see ``MIMSelfSupervisor.get_mask_and_count``).
+    """
+    counts = mask.flatten(1).sum(dim=1).tolist()  # one read of the counts
+    if len(set(counts)) > 1:
+        raise ValueError('every image in the batch must mask the same number '
+                         f'of patches, got counts {counts}')
+    return int(counts[0])
+
+
+def to_device(tensor: torch.Tensor, device) -> torch.Tensor:
+    """Copy a host tensor to ``device`` without making the host wait (pinned
+    memory, non-blocking) when the device is a GPU."""
+    device = torch.device(device)
+    if device.type == 'cuda' and tensor.device.type == 'cpu':
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
+def visible_first_order(mask: torch.Tensor,
+                        num_masked: Optional[int] = None):
     """Indices putting visible patches first, then masked, each in raster order.
 
     Returns ``(ids_shuffle, ids_restore, num_visible)`` as MAE's decoder expects;
-    every image must hide the same number of patches.
+    every image must hide the same number of patches: ``num_masked`` when the
+    caller knows it (no host-device synchronisation), else counted (and
+    checked) in ``mask``.
     """
     mask = mask.flatten(1)
-    counts = mask.sum(dim=1)
-    if bool((counts != counts[0]).any()):
-        raise ValueError('every image in the batch must mask the same number '
-                         f'of patches, got counts {counts.tolist()}')
-    num_visible = mask.shape[1] - int(counts[0])
+    if num_masked is None:
+        num_masked = masked_per_image(mask)
+    num_visible = mask.shape[1] - num_masked
     ids_shuffle = torch.argsort(mask.to(torch.uint8), dim=1, stable=True)
     ids_restore = torch.argsort(ids_shuffle, dim=1)
     return ids_shuffle, ids_restore, num_visible

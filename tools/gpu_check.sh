@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# The GPU check: on one CUDA GPU, in under 8 minutes, the GPU tests and the
+# pre-training benchmark, written to one report.
+#
+#   bash tools/gpu_prepare.sh        # where pip works: fills the ignored .gpu/
+#   bash tools/gpu_check.sh          # on the GPU machine, from the repo root
+#   bash tools/gpu_check.sh --dry-run   # CPU rehearsal at tiny sizes (~1 min)
+#
+# Phases (each under its own time limit, so the report is always written):
+#   1. pytest -m cuda tests/     the GPU test suite (bf16 steps, exact resume,
+#                                masks / teachers on the device, no host sync,
+#                                Mask R-CNN / UperNet where mmcv has ops)
+#   2. benchmark.py --device cuda --precision bf16 --batch-size 256, all five
+#      methods at ViT-B / HiViT-B 224 px with mmpretrain's MAE and iTPN, the
+#      matmul rate, MFU, and the ImageNet pipeline's images/s per CPU core
+#   3. benchmark.py --compile on for --compile-methods (default: mae)
+# Report: $OUT/gpu_report.md (the device tool's OUT) or
+# work_dirs/gpu_check/gpu_report.md, next to the logs and JSON results.
+#
+# Environment: the machine's python3 with its CUDA torch. Without mmpretrain
+# there, the wheels in .gpu/wheels (tools/gpu_prepare.sh) are installed into
+# a throw-away virtual environment that sees the machine's packages.
+#
+# Options: --dry-run, --device DEV, --batch-size N, --methods "a b",
+#   --compile-methods "a b" ('' for none), --pipeline N (images; 0: off),
+#   --no-tests, --out DIR
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+DEVICE=cuda PRECISION=bf16 BATCH=256 WARMUP=3 ITERS=10
+METHODS="mae hpm simmim sim itpn" COMPILE_METHODS="mae" PIPELINE=512
+TESTS=1 DRY=0
+OUT_DIR=${OUT:-$ROOT/work_dirs/gpu_check}
+# seconds per phase: tests, eager benchmark, compiled benchmark
+T_TESTS=170 T_BENCH=170 T_COMPILE=100
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --dry-run) DRY=1 ;;
+    --device) DEVICE=$2; shift ;;
+    --batch-size) BATCH=$2; shift ;;
+    --methods) METHODS=$2; shift ;;
+    --compile-methods) COMPILE_METHODS=$2; shift ;;
+    --pipeline) PIPELINE=$2; shift ;;
+    --no-tests) TESTS=0 ;;
+    --out) OUT_DIR=$2; shift ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+    *) echo "gpu_check: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+BENCH_EXTRA=()
+TEST_ARGS=(-m cuda tests)
+if [ "$DRY" = 1 ]; then
+  # tiny MAE on the CPU: every phase runs, nothing is measured
+  DEVICE=cpu PRECISION=fp32 BATCH=2 WARMUP=1 ITERS=1 METHODS=mae
+  COMPILE_METHODS="" PIPELINE=8
+  BENCH_EXTRA=(--no-mmpretrain --matmul-size 256 --cfg-options
+    "model.backbone.arch={'embed_dims':32,'num_layers':1,'num_heads':2,'feedforward_channels':64}"
+    model.neck.embed_dim=32 model.neck.decoder_embed_dim=16
+    model.neck.decoder_depth=1 model.neck.decoder_num_heads=2)
+  TEST_ARGS=(tests/test_gpu.py -k "hpm_teacher and cpu")
+fi
+
+mkdir -p "$OUT_DIR"
+REPORT=$OUT_DIR/gpu_report.md
+say() { printf '[gpu_check] %s\n' "$*"; }
+
+# ------------------------------------------------------------ environment
+PY=${PYTHON:-python3}
+if ! "$PY" -c 'import mmpretrain' 2>/dev/null; then
+  if ! ls .gpu/wheels/*.whl >/dev/null 2>&1; then
+    say "no mmpretrain and no .gpu/wheels: run tools/gpu_prepare.sh where" \
+        "pip works and carry .gpu/ here (or bash tools/install.sh)"
+    exit 1
+  fi
+  ENV=${MMMIM_GPU_ENV:-/tmp/mmmim-gpu-env}
+  say "installing .gpu/wheels into $ENV (over the machine's packages)"
+  "$PY" -m venv --system-site-packages --without-pip "$ENV" &&
+    "$ENV/bin/python" -m pip install -q --no-index --no-deps --no-compile \
+      --no-cache-dir --disable-pip-version-check .gpu/wheels/*.whl ||
+    { say "could not install .gpu/wheels"; exit 1; }
+  PY=$ENV/bin/python
+fi
+FM=/usr/share/datasets/fashion-mnist
+if [ ! -f "$FM/t10k-images-idx3-ubyte.gz" ] && ls .gpu/fashion-mnist/*.gz >/dev/null 2>&1; then
+  mkdir -p "$FM" 2>/dev/null && cp .gpu/fashion-mnist/*.gz "$FM/" 2>/dev/null &&
+    say "placed Fashion-MNIST in $FM" ||
+    say "could not write $FM: the tests that need Fashion-MNIST will skip"
+fi
+export PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH}
+export PYTHONUNBUFFERED=1
+# deterministic cuBLAS for the exact-resume test (set before CUDA starts)
+export CUBLAS_WORKSPACE_CONFIG=${CUBLAS_WORKSPACE_CONFIG:-:4096:8}
+
+START=$(date +%s)
+{
+  echo "# GPU check"
+  echo
+  echo "\`bash tools/gpu_check.sh$([ "$DRY" = 1 ] && echo ' --dry-run')\`," \
+       "$(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+  echo
+  echo '```'
+  command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+  "$PY" - <<'EOF'
+import importlib, os, platform, torch
+print('python', platform.python_version(), '| torch', torch.__version__,
+      '| CUDA', torch.version.cuda, '| GPU',
+      torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none')
+print('cpu cores', len(os.sched_getaffinity(0)))
+for name in ('mmengine', 'mmcv', 'mmpretrain', 'mmdet', 'mmseg'):
+    try:
+        print(name, importlib.import_module(name).__version__, end=' | ')
+    except Exception as e:
+        print(name, 'missing', end=' | ')
+try:
+    import mmcv.ops
+    print('mmcv ops: compiled, CUDA', mmcv.ops.get_compiling_cuda_version())
+except Exception:
+    print('mmcv ops: none (mmcv-lite)')
+EOF
+  echo '```'
+} >"$REPORT" 2>&1
+
+# run a phase under a time limit, keep its log, note a timeout
+phase() {
+  local name=$1 limit=$2 log=$3
+  shift 3
+  say "$name (limit ${limit}s)"
+  timeout --kill-after=10 "$limit" "$@" >"$log" 2>&1
+  local rc=$?
+  tail -n 60 "$log"
+  if [ $rc = 124 ] || [ $rc = 137 ]; then
+    echo "**$name stopped at its ${limit}s limit** (log: $(basename "$log"))" >>"$REPORT"
+  elif [ $rc != 0 ]; then
+    echo "**$name failed (exit $rc)** (log: $(basename "$log"))" >>"$REPORT"
+  fi
+  return $rc
+}
+
+# ------------------------------------------------------------------ tests
+if [ "$TESTS" = 1 ]; then
+  phase "GPU tests" "$T_TESTS" "$OUT_DIR/tests.log" \
+    "$PY" -m pytest -q -p no:cacheprovider -rs "${TEST_ARGS[@]}"
+  {
+    echo
+    echo "## Tests: \`pytest ${TEST_ARGS[*]}\`"
+    echo
+    echo '```'
+    grep -E '^(SKIPPED|FAILED|ERROR)|passed|failed|error' "$OUT_DIR/tests.log" | tail -n 40
+    echo '```'
+  } >>"$REPORT"
+fi
+
+# -------------------------------------------------------------- benchmark
+BENCH=(tools/analysis/benchmark.py --device "$DEVICE" --precision "$PRECISION"
+  --batch-size "$BATCH" --warmup "$WARMUP" --iters "$ITERS")
+# shellcheck disable=SC2086
+phase "benchmark" "$T_BENCH" "$OUT_DIR/benchmark.log" \
+  "$PY" "${BENCH[@]}" --methods $METHODS --pipeline "$PIPELINE" \
+  --json "$OUT_DIR/benchmark.json" "${BENCH_EXTRA[@]}"
+JSONS=("$OUT_DIR/benchmark.json")
+if [ -n "$COMPILE_METHODS" ]; then
+  # shellcheck disable=SC2086
+  phase "benchmark, compiled" "$T_COMPILE" "$OUT_DIR/benchmark_compiled.log" \
+    "$PY" "${BENCH[@]}" --methods $COMPILE_METHODS --compile on \
+    --no-mmpretrain --json "$OUT_DIR/benchmark_compiled.json" "${BENCH_EXTRA[@]}"
+  JSONS+=("$OUT_DIR/benchmark_compiled.json")
+fi
+{
+  echo
+  echo "## Benchmark: \`python ${BENCH[*]} --methods $METHODS --pipeline $PIPELINE\`"
+  [ -n "$COMPILE_METHODS" ] && echo "and \`--methods $COMPILE_METHODS --compile on --no-mmpretrain\`"
+  echo
+  "$PY" tools/analysis/benchmark.py --markdown "${JSONS[@]}"
+  echo
+  echo "Total time: $(( $(date +%s) - START )) s"
+} >>"$REPORT" 2>&1
+say "report: $REPORT"
+cat "$REPORT"
