@@ -59,7 +59,7 @@ if [ "$DRY" = 1 ]; then
   DEVICE=cpu PRECISION=fp32 BATCH=2 WARMUP=1 ITERS=1 METHODS=mae
   COMPILE_METHODS="" PIPELINE=8
   BENCH_EXTRA=(--no-mmpretrain --matmul-size 256 --cfg-options
-    "model.backbone.arch={'embed_dims':32,'num_layers':1,'num_heads':2,'feedforward_channels':64}"
+    "model.backbone.arch={'_delete_':True,'embed_dims':32,'num_layers':1,'num_heads':2,'feedforward_channels':64}"
     model.neck.embed_dim=32 model.neck.decoder_embed_dim=16
     model.neck.decoder_depth=1 model.neck.decoder_num_heads=2)
   TEST_ARGS=(tests/test_gpu.py -k "hpm_teacher and cpu")
@@ -106,21 +106,20 @@ START=$(date +%s)
   echo '```'
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
   "$PY" - <<'EOF'
-import importlib, os, platform, torch
+import importlib.metadata as md, importlib.util, os, platform, torch
 print('python', platform.python_version(), '| torch', torch.__version__,
       '| CUDA', torch.version.cuda, '| GPU',
-      torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none')
-print('cpu cores', len(os.sched_getaffinity(0)))
-for name in ('mmengine', 'mmcv', 'mmpretrain', 'mmdet', 'mmseg'):
+      torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none',
+      '| cpu cores', len(os.sched_getaffinity(0)))
+versions = []
+for name in ('mmengine', 'mmcv', 'mmcv-lite', 'mmpretrain', 'mmdet',
+             'mmsegmentation'):
     try:
-        print(name, importlib.import_module(name).__version__, end=' | ')
-    except Exception as e:
-        print(name, 'missing', end=' | ')
-try:
-    import mmcv.ops
-    print('mmcv ops: compiled, CUDA', mmcv.ops.get_compiling_cuda_version())
-except Exception:
-    print('mmcv ops: none (mmcv-lite)')
+        versions.append(f'{name} {md.version(name)}')
+    except md.PackageNotFoundError:
+        pass
+print(' | '.join(versions), '| mmcv compiled ops:',
+      'yes' if importlib.util.find_spec('mmcv._ext') else 'no')
 EOF
   echo '```'
 } >"$REPORT" 2>&1
@@ -138,8 +137,10 @@ phase() {
   elif [ $rc != 0 ]; then
     echo "**$name failed (exit $rc)** (log: $(basename "$log"))" >>"$REPORT"
   fi
+  [ $rc = 0 ] || FAILED=1
   return $rc
 }
+FAILED=0
 
 # ------------------------------------------------------------------ tests
 if [ "$TESTS" = 1 ]; then
@@ -172,12 +173,13 @@ if [ -n "$COMPILE_METHODS" ]; then
 fi
 {
   echo
-  echo "## Benchmark: \`python ${BENCH[*]} --methods $METHODS --pipeline $PIPELINE\`"
+  echo "## Benchmark: \`python ${BENCH[*]} --methods $METHODS --pipeline $PIPELINE ${BENCH_EXTRA[*]}\`"
   [ -n "$COMPILE_METHODS" ] && echo "and \`--methods $COMPILE_METHODS --compile on --no-mmpretrain\`"
   echo
-  "$PY" tools/analysis/benchmark.py --markdown "${JSONS[@]}"
+  "$PY" tools/analysis/benchmark_report.py "${JSONS[@]}"
   echo
   echo "Total time: $(( $(date +%s) - START )) s"
 } >>"$REPORT" 2>&1
 say "report: $REPORT"
 cat "$REPORT"
+exit $FAILED

@@ -29,7 +29,7 @@ STAMP_KEY=$(printf '%s\n' "$TORCH_SPEC" "$MMCV_VERSION" "$OPENMMLAB_SPEC" "$EXTR
 STAMP=$VENV/.mmmim-installed-$STAMP_KEY
 
 say() { printf '[install] %s\n' "$*"; }
-CHECK='import mmcv, mmcv.ops, mmdet, mmseg, mmpretrain, mmmim; print("mmcv", mmcv.__version__, "| mmpretrain", mmpretrain.__version__, "| mmmim", mmmim.__version__)'
+CHECK='import mmcv, mmcv.ops, mmdet, mmseg, mmpretrain, mmmim; print("mmcv", mmcv.__version__, "| mmpretrain", mmpretrain.__version__, "| mmmim", mmmim.__version__, "| mmcv ops CUDA:", mmcv.ops.get_compiling_cuda_version(), "(else torchvision kernels on CUDA: docs/gpu.md)")'
 
 install_fashion_mnist() {
   if [ -d /usr/share/datasets/fashion-mnist ]; then

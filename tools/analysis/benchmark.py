@@ -74,6 +74,7 @@ MMPRETRAIN_COUNTERPARTS = dict(
 )
 # the ImageNet pipeline whose throughput is measured
 PIPELINE_CONFIG = METHOD_CONFIGS['mae']
+PIPELINES = ('config (cv2 decode)', 'reduced-size decode')
 
 
 def parse_args(argv=None):
@@ -112,10 +113,6 @@ def parse_args(argv=None):
                         help='size of the generated JPEGs')
     parser.add_argument('--json', default=None,
                         help='write all results to this JSON file')
-    parser.add_argument('--markdown', nargs='+', default=None,
-                        metavar='JSON', help='only print the markdown '
-                        'report of these --json results (missing files are '
-                        'skipped)')
     return parser.parse_args(argv)
 
 
@@ -401,87 +398,9 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-# ------------------------------------------------------------------ report
-PIPELINES = ('config (cv2 decode)', 'reduced-size decode')
-
-
-def goal_lines(rows) -> list:
-    """The performance goals (H100/H200-class GPU, bf16): met or not."""
-    best = {}
-    for row in rows:
-        key = row['name'].split(' (')[0]
-        if key not in best or row['step_s'] < best[key]['step_s']:
-            best[key] = row
-
-    def check(label, ok, detail):
-        return f"- {label}: {'met' if ok else 'NOT met'} ({detail})"
-
-    lines = []
-    if 'mmmim mae' in best:
-        mfu = best['mmmim mae']['mfu']
-        lines.append(check('MAE ViT-B MFU >= 40%', mfu >= 0.4, f'{mfu:.1%}'))
-    for method, goal in (('mae', 1.2), ('itpn', 1.0)):
-        ours, ref = best.get(f'mmmim {method}'), best.get(
-            f'mmpretrain {method}')
-        if ours and ref:
-            ratio = ref['step_s'] / ours['step_s']
-            lines.append(check(f'{method} >= {goal}x mmpretrain\'s '
-                               f'(best mmmim step / mmpretrain eager)',
-                               ratio >= goal, f'{ratio:.2f}x'))
-    if 'mmmim hpm' in best and 'mmmim mae' in best:
-        ratio = best['mmmim hpm']['step_s'] / best['mmmim mae']['step_s']
-        lines.append(check('HPM step <= 2.3x MAE\'s', ratio <= 2.3,
-                           f'{ratio:.2f}x'))
-    return lines
-
-
-def render_markdown(paths) -> str:
-    """The report's tables from ``--json`` results."""
-    results = [json.load(open(p)) for p in paths if os.path.isfile(p)]
-    if not results:
-        return 'No benchmark results (see the logs).'
-    first = results[0]
-    out = [f"{first['device_name']} ({first['device']}), {first['precision']}"
-           f", batch {first['batch_size']}, {first['img_size']} px, torch "
-           f"{first['torch']}; matmul rate ({first['matmul_size']}^3): "
-           f"**{first['matmul_flop_per_s'] / 1e12:.1f} TFLOP/s**", '',
-           '| model | step (ms) | img/s | peak GB | GFLOP/img | MFU | '
-           'speed-up over mmpretrain |', '| --- | ---: | ---: | ---: | ---: |'
-           ' ---: | ---: |']
-    rows = [r for res in results for r in res['rows']]
-    for r in rows:
-        ratio = f"{r['ratio']:.2f}x" if 'ratio' in r else ''
-        out.append(f"| {r['name']} | {r['step_s'] * 1e3:.1f} | "
-                   f"{r['images_per_s']:.0f} | {r['peak_mb'] / 1024:.1f} | "
-                   f"{r['gflop_per_image']:.1f} | {r['mfu']:.1%} | {ratio} |")
-    goals = goal_lines(rows)
-    if goals and first['device'].startswith('cuda'):
-        out += ['', 'Goals (bf16, H100/H200-class):'] + goals
-    pipe = first.get('pipeline')
-    if pipe:
-        out += ['', f"ImageNet pipeline ({pipe['images']} JPEGs "
-                f"{pipe['size']} q{pipe['quality']}, mean "
-                f"{pipe['mean_kb']:.0f} kB), one core: "
-                + ', '.join(f"{k} **{pipe[k]:.0f} img/s**" for k in PIPELINES)
-                + f"; this machine has {pipe['cores']} cores.", '',
-                '| model | img/s | cores needed (config / reduced-size '
-                'decode) | fed by this machine |', '| --- | ---: | ---: | --- |']
-        for r in rows:
-            need = [r['images_per_s'] / pipe[k] for k in PIPELINES]
-            fed = ('yes' if need[0] <= pipe['cores'] else
-                   'with reduced-size decode' if min(need) <= pipe['cores']
-                   else 'no')
-            out.append(f"| {r['name']} | {r['images_per_s']:.0f} | "
-                       f'{need[0]:.1f} / {need[1]:.1f} | {fed} |')
-    return '\n'.join(out)
-
-
 # -------------------------------------------------------------------- main
 def main(argv=None):
     args = parse_args(argv)
-    if args.markdown:
-        print(render_markdown(args.markdown))
-        return None
     # parameter-init reports are noise here
     MMLogger.get_instance('mmengine').setLevel('WARNING')
     if args.threads:
@@ -542,8 +461,7 @@ def main(argv=None):
         print(f'\nHPM hard-patch mask, batch {args.hpm_mask_batch}, 196 '
               f'patches: {ms:.2f} ms')
     if args.pipeline:
-        pipe = run_isolated(time_pipeline, args.pipeline, 64,
-                            tuple(args.pipeline_size))
+        pipe = time_pipeline(args.pipeline, 64, tuple(args.pipeline_size))
         cores = available_cores()
         pipe['cores'] = cores
         result['pipeline'] = pipe

@@ -39,6 +39,19 @@ def mmcv_has_kernels(device: Union[str, torch.device]) -> bool:
     return torch.device(device).type in _mmcv_kernel_device_types()
 
 
+def _torchvision(op, *args):
+    """Call a torchvision op, saying what to install where it has no kernel
+    for the tensors' device."""
+    try:
+        return op(*args)
+    except NotImplementedError as e:
+        raise NotImplementedError(
+            f'{op.__name__} on {args[0].device.type}: neither mmcv nor '
+            'torchvision has a kernel for this device here; install the '
+            'torchvision build that matches torch (tools/install.sh does) or '
+            'build mmcv with ops for this device') from e
+
+
 def roi_align(input: Tensor,
               rois: Tensor,
               output_size,
@@ -60,8 +73,9 @@ def roi_align(input: Tensor,
             f"RoIAlign pool_mode='{pool_mode}' needs mmcv's kernels on "
             f'{input.device.type}, which this mmcv build lacks: build mmcv '
             "with CUDA (a CUDA toolkit present) or use pool_mode='avg'")
-    return torchvision.ops.roi_align(input, rois, _pair(output_size),
-                                     spatial_scale, sampling_ratio, aligned)
+    return _torchvision(torchvision.ops.roi_align, input, rois,
+                        _pair(output_size), spatial_scale, sampling_ratio,
+                        aligned)
 
 
 class PortableRoIAlign(mmcv_ops.RoIAlign):
@@ -105,8 +119,8 @@ def nms(boxes: Tensor,
     boxes_in, scores_in = boxes_in[order], scores_in[order]
     if offset:
         boxes_in = boxes_in + boxes_in.new_tensor([0, 0, offset, offset])
-    keep = order[torchvision.ops.nms(boxes_in, scores_in,
-                                     float(iou_threshold))]
+    keep = order[_torchvision(torchvision.ops.nms, boxes_in, scores_in,
+                              float(iou_threshold))]
     if max_num > 0:
         keep = keep[:max_num]
     if candidates is not None:

@@ -1,0 +1,35 @@
+"""tools/gpu_check.sh's CPU rehearsal (--dry-run) runs every phase (a GPU
+test, the benchmark with its FLOP count and matmul rate, the pipeline
+timing) and writes the report, as it will on a GPU machine."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import requires_fashion_mnist
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@requires_fashion_mnist
+def test_gpu_check_dry_run_writes_the_report(tmp_path):
+    env = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS='1')
+    env.pop('OUT', None)
+    proc = subprocess.run(
+        ['bash', 'tools/gpu_check.sh', '--dry-run', '--out', str(tmp_path)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = (tmp_path / 'gpu_report.md').read_text()
+    assert '1 passed' in report  # the test phase
+    assert '| mmmim mae |' in report
+    assert 'ImageNet pipeline (8 JPEGs 500x375 q90' in report
+    result = json.loads((tmp_path / 'benchmark.json').read_text())
+    assert result['device'] == 'cpu' and result['matmul_flop_per_s'] > 0
+    row, = result['rows']
+    # a tiny MAE step at 224 px still does work, and it is counted
+    assert row['gflop_per_image'] > 0.01 and 0 < row['mfu'] < 10
+    assert row['images_per_s'] > 0 and row['peak_mb'] > 0
+    pipeline = result['pipeline']
+    assert pipeline['config (cv2 decode)'] > 0
+    assert pipeline['reduced-size decode'] > 0

@@ -1,0 +1,86 @@
+"""Markdown report of tools/analysis/benchmark.py's --json results (the
+tables of tools/gpu_check.sh's report and docs/benchmarks.md).
+
+    python tools/analysis/benchmark_report.py work_dirs/gpu_check/benchmark.json \
+        work_dirs/gpu_check/benchmark_compiled.json
+"""
+import json
+import os
+import sys
+
+PIPELINES = ('config (cv2 decode)', 'reduced-size decode')
+
+
+def goal_lines(rows) -> list:
+    """The performance goals (H100/H200-class GPU, bf16): met or not."""
+    best = {}
+    for row in rows:
+        key = row['name'].split(' (')[0]
+        if key not in best or row['step_s'] < best[key]['step_s']:
+            best[key] = row
+
+    def check(label, ok, detail):
+        return f"- {label}: {'met' if ok else 'NOT met'} ({detail})"
+
+    lines = []
+    if 'mmmim mae' in best:
+        mfu = best['mmmim mae']['mfu']
+        lines.append(check('MAE ViT-B MFU >= 40%', mfu >= 0.4, f'{mfu:.1%}'))
+    for method, goal in (('mae', 1.2), ('itpn', 1.0)):
+        ours, ref = best.get(f'mmmim {method}'), best.get(
+            f'mmpretrain {method}')
+        if ours and ref:
+            ratio = ref['step_s'] / ours['step_s']
+            lines.append(check(f'{method} >= {goal}x mmpretrain\'s '
+                               f'(best mmmim step / mmpretrain eager)',
+                               ratio >= goal, f'{ratio:.2f}x'))
+    if 'mmmim hpm' in best and 'mmmim mae' in best:
+        ratio = best['mmmim hpm']['step_s'] / best['mmmim mae']['step_s']
+        lines.append(check('HPM step <= 2.3x MAE\'s', ratio <= 2.3,
+                           f'{ratio:.2f}x'))
+    return lines
+
+
+def render_markdown(paths) -> str:
+    """The report's tables from ``--json`` results."""
+    results = [json.load(open(p)) for p in paths if os.path.isfile(p)]
+    if not results:
+        return 'No benchmark results (see the logs).'
+    first = results[0]
+    out = [f"{first['device_name']} ({first['device']}), {first['precision']}"
+           f", batch {first['batch_size']}, {first['img_size']} px, torch "
+           f"{first['torch']}; matmul rate ({first['matmul_size']}^3): "
+           f"**{first['matmul_flop_per_s'] / 1e12:.1f} TFLOP/s**", '',
+           '| model | step (ms) | img/s | peak GB | GFLOP/img | MFU | '
+           'mmmim speed-up |', '| --- | ---: | ---: | ---: | ---: |'
+           ' ---: | ---: |']
+    rows = [r for res in results for r in res['rows']]
+    for r in rows:
+        ratio = f"{r['ratio']:.2f}x" if 'ratio' in r else ''
+        out.append(f"| {r['name']} | {r['step_s'] * 1e3:.1f} | "
+                   f"{r['images_per_s']:.0f} | {r['peak_mb'] / 1024:.1f} | "
+                   f"{r['gflop_per_image']:.1f} | {r['mfu']:.1%} | {ratio} |")
+    goals = goal_lines(rows)
+    if goals and first['device'].startswith('cuda'):
+        out += ['', 'Goals (bf16, H100/H200-class):'] + goals
+    pipe = first.get('pipeline')
+    if pipe:
+        out += ['', f"ImageNet pipeline ({pipe['images']} JPEGs "
+                f"{pipe['size']} q{pipe['quality']}, mean "
+                f"{pipe['mean_kb']:.0f} kB), one core: "
+                + ', '.join(f"{k} **{pipe[k]:.0f} img/s**" for k in PIPELINES)
+                + f"; this machine has {pipe['cores']} cores.", '',
+                '| model | img/s | cores needed (config / reduced-size '
+                'decode) | fed by this machine |', '| --- | ---: | ---: | --- |']
+        for r in rows:
+            need = [r['images_per_s'] / pipe[k] for k in PIPELINES]
+            fed = ('yes' if need[0] <= pipe['cores'] else
+                   'with reduced-size decode' if min(need) <= pipe['cores']
+                   else 'no')
+            out.append(f"| {r['name']} | {r['images_per_s']:.0f} | "
+                       f'{need[0]:.1f} / {need[1]:.1f} | {fed} |')
+    return '\n'.join(out)
+
+
+if __name__ == '__main__':
+    print(render_markdown(sys.argv[1:]))
