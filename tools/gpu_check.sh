@@ -14,7 +14,7 @@
 #      methods at ViT-B / HiViT-B 224 px with mmpretrain's MAE and iTPN, the
 #      matmul rate, MFU, and the ImageNet pipeline's images/s per CPU core
 #   3. benchmark.py --compile on for --compile-methods (default: mae)
-# Report: $OUT/gpu_report.md (the device tool's OUT) or
+# Report: $OUT/gpu_report.md (OUT: a folder of your choice) or
 # work_dirs/gpu_check/gpu_report.md, next to the logs and JSON results.
 #
 # Environment: the machine's python3 with its CUDA torch. Without mmpretrain
