@@ -11,6 +11,10 @@ import mmmim  # noqa: F401  (registers components)
 FASHION_MNIST_ROOT = '/usr/share/datasets/fashion-mnist'
 OFFICIAL_KEYS = Path(__file__).resolve().parent / 'data' / 'official_keys'
 
+# deterministic cuBLAS for the exact-resume test on a GPU; read when CUDA
+# starts, so set before any test runs
+os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
+
 _SCOPE_IDS = itertools.count()
 _RUN_IDS = itertools.count()
 
