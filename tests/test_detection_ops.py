@@ -3,6 +3,7 @@ CUDA when mmcv was built without CUDA) give mmcv's results on the same
 inputs, and the Mask R-CNN configs' Portable* parts run without calling any
 mmcv kernel on that route."""
 import copy
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -159,6 +160,24 @@ def test_bitmap_mask_targets_equal_mmdet(binarize, monkeypatch):
 
 
 # ------------------------------------------------- the Mask R-CNN configs
+MASK_RCNN_CONFIGS = sorted(
+    p.name for p in Path('configs/benchmarks/mask_rcnn').glob('*.py'))
+
+
+@pytest.mark.parametrize('name', MASK_RCNN_CONFIGS)
+def test_every_mask_rcnn_config_uses_the_portable_parts(name):
+    cfg = Config.fromfile(f'configs/benchmarks/mask_rcnn/{name}')
+    assert 'mmmim.models.detection' in cfg.custom_imports.imports
+    roi = cfg.model.roi_head
+    assert [cfg.model.rpn_head.type, roi.bbox_roi_extractor.type,
+            roi.mask_roi_extractor.type, roi.bbox_head.type,
+            roi.mask_head.type] == [
+                'PortableRPNHead', 'PortableSingleRoIExtractor',
+                'PortableSingleRoIExtractor',
+                'PortableShared4Conv1FCBBoxHead', 'PortableFCNMaskHead']
+    assert roi.bbox_roi_extractor.roi_layer.type == 'RoIAlign'
+
+
 @pytest.fixture(scope='module')
 def canvas(tmp_path_factory):
     from mmmim.datasets.canvas import make_canvas_sets

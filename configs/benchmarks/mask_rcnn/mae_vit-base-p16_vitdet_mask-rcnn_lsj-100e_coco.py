@@ -30,11 +30,14 @@
 #   x0.1 at 163889 and 177546 (mask_rcnn_vitdet_b_100ep.py:24-34); AMP
 #   (mask_rcnn_vitdet_b_100ep.py:15)
 # Not ported: DDP fp16 gradient compression (a communication setting).
+# The Portable* heads / RoI extractors are mmdet's with RoIAlign and NMS on any
+# device (torchvision's kernels where mmcv has none): mmmim/models/detection.
 _base_ = [
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
     'mmdet::_base_/default_runtime.py',
 ]
-custom_imports = dict(imports=['mmmim'], allow_failed_imports=False)
+custom_imports = dict(
+    imports=['mmmim', 'mmmim.models.detection'], allow_failed_imports=False)
 
 image_size = (1024, 1024)
 # LayerNorm over the channels of NCHW maps (eps 1e-6 as detectron2's LN)
@@ -65,13 +68,15 @@ model = dict(
         scale_factors=(4.0, 2.0, 1.0, 0.5),
         num_outs=5,
         norm_cfg=dict(type='LN2d', eps=1e-6)),
-    rpn_head=dict(num_convs=2),
+    rpn_head=dict(type='PortableRPNHead', num_convs=2),
     roi_head=dict(
+        bbox_roi_extractor=dict(type='PortableSingleRoIExtractor'),
+        mask_roi_extractor=dict(type='PortableSingleRoIExtractor'),
         bbox_head=dict(
-            type='Shared4Conv1FCBBoxHead',
+            type='PortableShared4Conv1FCBBoxHead',
             conv_out_channels=256,
             norm_cfg=norm_cfg),
-        mask_head=dict(norm_cfg=norm_cfg)))
+        mask_head=dict(type='PortableFCNMaskHead', norm_cfg=norm_cfg)))
 
 # ------------------------------------------------------------------ data
 dataset_type = 'CocoDataset'
