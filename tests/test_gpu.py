@@ -161,6 +161,24 @@ class HostSyncRecorder(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
+def test_host_sync_recorder_sees_the_syncs():
+    from mmmim.models.utils import visible_first_order
+    mask = torch.zeros(2, 16, dtype=torch.bool)
+    mask[:, :12] = True
+    x = torch.randn(2, 16)
+    with HostSyncRecorder() as recorder:
+        visible_first_order(mask, 12)  # count known: no read
+        x.gather(1, visible_first_order(mask, 12)[0][:, 4:])
+    assert recorder.calls == []
+    for step in (lambda: visible_first_order(mask),  # reads the counts
+                 lambda: x[mask],  # boolean indexing
+                 lambda: x.sum().item(),
+                 lambda: mask.nonzero()):
+        with HostSyncRecorder() as recorder:
+            step()
+        assert recorder.calls, step
+
+
 def pretraining_step_parts(method, tmp_path, device):
     """A tiny model of ``method`` on ``device`` with its AdamW optimiser,
     per-iteration hooks and a batch of 4 already on the device (as a

@@ -184,7 +184,10 @@ class MIMSelfSupervisor(BaseSelfSupervisor):
                 f'the pipeline mask has {mask.shape[1]} patches, the model '
                 f'expects {num_patches}: check the MaskGenerator\'s '
                 'input_size / patch_size against the model')
-        return to_device(mask, inputs.device), masked_per_image(mask)
+        # counted in host memory (pipeline masks are), before the copy
+        count = masked_per_image(
+            mask.numpy() if mask.device.type == 'cpu' else mask)
+        return to_device(mask, inputs.device), count
 
     def reconstruct(self, inputs: torch.Tensor,
                     mask: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """Patch masks (1 = masked, hidden from the encoder) shared by all algorithms."""
-from typing import List, Optional
+from typing import List, Optional, Union
 
+import numpy as np
 import torch
 
 
@@ -36,17 +37,25 @@ def random_patch_mask(batch_size: int,
     return mask.scatter_(1, masked_ids, True)
 
 
-def masked_per_image(mask: torch.Tensor) -> int:
+def masked_per_image(mask: Union[torch.Tensor, np.ndarray]) -> int:
     """The number of masked patches in every image of a (B, ...) mask.
 
     Reading it from a device tensor makes the host wait for the device: the
-    algorithms count their pipeline masks in host memory and know the count
-    of the masks they draw (see ``MIMSelfSupervisor.get_mask_and_count``).
+    algorithms count their pipeline masks in host memory (as arrays) and know
+    the count of the masks they draw (see
+    ``MIMSelfSupervisor.get_mask_and_count``).
     """
-    counts = mask.flatten(1).sum(dim=1).tolist()  # one read of the counts
-    if len(set(counts)) > 1:
+    if isinstance(mask, torch.Tensor):
+        counts = mask.flatten(1).sum(dim=1)
+        if bool((counts != counts[0]).any()):
+            raise ValueError('every image in the batch must mask the same '
+                             f'number of patches, got counts '
+                             f'{counts.tolist()}')
+        return int(counts[0])
+    counts = np.asarray(mask).reshape(len(mask), -1).sum(axis=1)
+    if (counts != counts[0]).any():
         raise ValueError('every image in the batch must mask the same number '
-                         f'of patches, got counts {counts}')
+                         f'of patches, got counts {counts.tolist()}')
     return int(counts[0])
 
 
