@@ -19,11 +19,12 @@
 #
 # Environment: the machine's python3 with its CUDA torch. Without mmpretrain
 # there, the wheels in .gpu/wheels (tools/gpu_prepare.sh) are installed into
-# a throw-away virtual environment that sees the machine's packages.
+# a throw-away virtual environment that also sees python3's own packages.
 #
 # Options: --dry-run, --device DEV, --batch-size N, --methods "a b",
 #   --compile-methods "a b" ('' for none), --pipeline N (images; 0: off),
-#   --no-tests, --out DIR
+#   --no-tests, --out DIR, --install-wheels (use .gpu/wheels even where
+#   python3 has mmpretrain)
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -31,7 +32,7 @@ cd "$ROOT"
 
 DEVICE=cuda PRECISION=bf16 BATCH=256 WARMUP=3 ITERS=10
 METHODS="mae hpm simmim sim itpn" COMPILE_METHODS="mae" PIPELINE=512
-TESTS=1 DRY=0
+TESTS=1 DRY=0 INSTALL=0
 OUT_DIR=${OUT:-$ROOT/work_dirs/gpu_check}
 # seconds per phase: tests, eager benchmark, compiled benchmark
 T_TESTS=170 T_BENCH=170 T_COMPILE=100
@@ -45,6 +46,7 @@ while [ $# -gt 0 ]; do
     --compile-methods) COMPILE_METHODS=$2; shift ;;
     --pipeline) PIPELINE=$2; shift ;;
     --no-tests) TESTS=0 ;;
+    --install-wheels) INSTALL=1 ;;
     --out) OUT_DIR=$2; shift ;;
     -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "gpu_check: unknown option $1" >&2; exit 2 ;;
@@ -63,6 +65,7 @@ if [ "$DRY" = 1 ]; then
     model.neck.embed_dim=32 model.neck.decoder_embed_dim=16
     model.neck.decoder_depth=1 model.neck.decoder_num_heads=2)
   TEST_ARGS=(tests/test_gpu.py -k "hpm_teacher and cpu")
+  T_TESTS=900 T_BENCH=900  # CPU timings mean nothing here
 fi
 
 mkdir -p "$OUT_DIR"
@@ -71,7 +74,7 @@ say() { printf '[gpu_check] %s\n' "$*"; }
 
 # ------------------------------------------------------------ environment
 PY=${PYTHON:-python3}
-if ! "$PY" -c 'import mmpretrain' 2>/dev/null; then
+if [ "$INSTALL" = 1 ] || ! "$PY" -c 'import mmpretrain' 2>/dev/null; then
   if ! ls .gpu/wheels/*.whl >/dev/null 2>&1; then
     say "no mmpretrain and no .gpu/wheels: run tools/gpu_prepare.sh where" \
         "pip works and carry .gpu/ here (or bash tools/install.sh)"
@@ -79,17 +82,26 @@ if ! "$PY" -c 'import mmpretrain' 2>/dev/null; then
   fi
   ENV=${MMMIM_GPU_ENV:-/tmp/mmmim-gpu-env}
   say "installing .gpu/wheels into $ENV (over the machine's packages)"
-  "$PY" -m venv --system-site-packages --without-pip "$ENV" &&
+  # a virtual environment of its own whose site-packages (the wheels) come
+  # first, then python3's own (torch, numpy, ... and their .pth files); a
+  # venv's --system-site-packages would skip those when python3 is a venv
+  SITES=$("$PY" -c 'import site; print(repr(site.getsitepackages()))')
+  "$PY" -m venv --without-pip "$ENV" &&
+    SITE_DIR=$("$ENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') &&
+    echo "import site; list(map(site.addsitedir, $SITES))" >"$SITE_DIR/zz_machine_packages.pth" &&
     "$ENV/bin/python" -m pip install -q --no-index --no-deps --no-compile \
-      --no-cache-dir --disable-pip-version-check .gpu/wheels/*.whl ||
+      --no-cache-dir --ignore-installed --disable-pip-version-check \
+      .gpu/wheels/*.whl ||
     { say "could not install .gpu/wheels"; exit 1; }
   PY=$ENV/bin/python
+  "$PY" -c 'import distutils, pkg_resources, mmpretrain, torch' ||
+    { say "the wheels do not import (above)"; exit 1; }
 fi
 FM=/usr/share/datasets/fashion-mnist
 if [ ! -f "$FM/t10k-images-idx3-ubyte.gz" ] && ls .gpu/fashion-mnist/*.gz >/dev/null 2>&1; then
   mkdir -p "$FM" 2>/dev/null && cp .gpu/fashion-mnist/*.gz "$FM/" 2>/dev/null &&
     say "placed Fashion-MNIST in $FM" ||
-    say "could not write $FM: the tests that need Fashion-MNIST will skip"
+    say "could not write $FM: the tests that need Fashion-MNIST will fail"
 fi
 export PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH}
 export PYTHONUNBUFFERED=1

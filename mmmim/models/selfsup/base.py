@@ -162,17 +162,19 @@ class MIMSelfSupervisor(BaseSelfSupervisor):
 
     def get_mask_and_count(self, inputs: torch.Tensor,
                            data_samples: Optional[List]
-                           ) -> Tuple[torch.Tensor, int]:
+                           ) -> Tuple[torch.Tensor, Optional[int]]:
         """The mask of :meth:`get_mask` and its number of masked patches per
         image, known on the host: counted in the pipeline's masks (host
         memory, before the copy to the device) or the random mask's
         ``L - int(L (1 - mask_ratio))``. Passing the count on spares the
-        device-to-host read that finding it in a device tensor would be."""
+        device-to-host read that finding it in a device tensor would be.
+        None when the pipeline's masks differ in count (fine where every
+        patch is kept; dropping patches then fails, naming the counts)."""
         return self._mask_and_count(inputs, data_samples, self.num_patches)
 
     def _mask_and_count(self, inputs: torch.Tensor,
                         data_samples: Optional[List],
-                        num_patches: int) -> Tuple[torch.Tensor, int]:
+                        num_patches: int) -> Tuple[torch.Tensor, Optional[int]]:
         mask = masks_from_data_samples(data_samples)
         if mask is None:
             mask = random_patch_mask(inputs.shape[0], num_patches,
@@ -186,7 +188,7 @@ class MIMSelfSupervisor(BaseSelfSupervisor):
                 'input_size / patch_size against the model')
         # counted in host memory (pipeline masks are), before the copy
         count = masked_per_image(
-            mask.numpy() if mask.device.type == 'cpu' else mask)
+            mask.numpy() if mask.device.type == 'cpu' else mask, strict=False)
         return to_device(mask, inputs.device), count
 
     def reconstruct(self, inputs: torch.Tensor,

@@ -158,7 +158,7 @@ class HPMPretrainer(MIMSelfSupervisor):
     def get_mask_and_count(self, inputs: torch.Tensor,
                            data_samples: Optional[List],
                            teacher_scores: Optional[torch.Tensor] = None
-                           ) -> Tuple[torch.Tensor, int]:
+                           ) -> Tuple[torch.Tensor, Optional[int]]:
         """:meth:`get_mask` and its masked patches per image (known on the
         host: the teacher's mask masks ``M`` in every image)."""
         if masks_from_data_samples(data_samples) is not None:

@@ -54,7 +54,7 @@ class iTPNBase(MIMSelfSupervisor):
     """
 
     def get_mask_and_count(self, img: torch.Tensor,
-                           data_samples) -> Tuple[torch.Tensor, int]:
+                           data_samples) -> Tuple[torch.Tensor, Optional[int]]:
         """(B, L) bool mask (the pipeline's if given, else random) on the
         image's patch grid, and its masked patches per image."""
         h, w = (img.shape[2] // self.backbone.patch_size,

@@ -37,26 +37,29 @@ def random_patch_mask(batch_size: int,
     return mask.scatter_(1, masked_ids, True)
 
 
-def masked_per_image(mask: Union[torch.Tensor, np.ndarray]) -> int:
+def masked_per_image(mask: Union[torch.Tensor, np.ndarray],
+                     strict: bool = True) -> Optional[int]:
     """The number of masked patches in every image of a (B, ...) mask.
 
-    Reading it from a device tensor makes the host wait for the device: the
-    algorithms count their pipeline masks in host memory (as arrays) and know
-    the count of the masks they draw (see
+    Images that mask different numbers raise a ``ValueError`` or, with
+    ``strict=False``, give None (the modes that keep every patch accept such
+    masks). Reading the count of a device tensor makes the host wait for the
+    device: the algorithms count their pipeline masks in host memory (as
+    arrays) and know the count of the masks they draw (see
     ``MIMSelfSupervisor.get_mask_and_count``).
     """
     if isinstance(mask, torch.Tensor):
         counts = mask.flatten(1).sum(dim=1)
-        if bool((counts != counts[0]).any()):
-            raise ValueError('every image in the batch must mask the same '
-                             f'number of patches, got counts '
-                             f'{counts.tolist()}')
+        equal = not bool((counts != counts[0]).any())
+    else:
+        counts = np.asarray(mask).reshape(len(mask), -1).sum(axis=1)
+        equal = bool((counts == counts[0]).all())
+    if equal:
         return int(counts[0])
-    counts = np.asarray(mask).reshape(len(mask), -1).sum(axis=1)
-    if (counts != counts[0]).any():
-        raise ValueError('every image in the batch must mask the same number '
-                         f'of patches, got counts {counts.tolist()}')
-    return int(counts[0])
+    if not strict:
+        return None
+    raise ValueError('every image in the batch must mask the same number of '
+                     f'patches, got counts {counts.tolist()}')
 
 
 def to_device(tensor: torch.Tensor, device) -> torch.Tensor:
