@@ -8,13 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from mmcv import ops as mmcv_ops
-from mmengine import Config
-from mmengine.registry import DefaultScope
 
-from mmmim.models.detection import ops
-from mmmim.models.detection.heads import bitmap_mask_targets
-from .conftest import requires_fashion_mnist
+# the reference side is mmcv's compiled kernels (tools/install.sh builds them;
+# mmcv-lite, e.g. on a GPU machine fed by tools/gpu_prepare.sh, has none)
+pytest.importorskip('mmcv._ext', reason='mmcv has no compiled ops (mmcv-lite)')
+from mmcv import ops as mmcv_ops  # noqa: E402
+from mmengine import Config  # noqa: E402
+from mmengine.registry import DefaultScope  # noqa: E402
+
+from mmmim.models.detection import ops  # noqa: E402
+from mmmim.models.detection.heads import bitmap_mask_targets  # noqa: E402
+from .conftest import requires_fashion_mnist  # noqa: E402
 
 
 @pytest.fixture
