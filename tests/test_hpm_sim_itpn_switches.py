@@ -4,13 +4,12 @@ import copy
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from mmpretrain.registry import MODELS, TRANSFORMS
 from mmpretrain.structures import DataSample
 
 from tests.test_hpm import L, build, tiny_hpm_cfg
-from tests.test_itpn_models import TINY_ARCH, tiny_pixel_cfg
+from tests.test_itpn_models import tiny_pixel_cfg
 from tests.test_sim import TINY as TINY_SIM
 from tests.test_sim import _inputs, _samples
 

@@ -53,8 +53,9 @@ class iTPNBase(MIMSelfSupervisor):
     to ``MIMSelfSupervisor``.
     """
 
-    def get_mask_and_count(self, img: torch.Tensor,
-                           data_samples) -> Tuple[torch.Tensor, Optional[int]]:
+    def get_mask_and_count(
+            self, img: torch.Tensor,
+            data_samples) -> Tuple[torch.Tensor, Optional[int]]:
         """(B, L) bool mask (the pipeline's if given, else random) on the
         image's patch grid, and its masked patches per image."""
         h, w = (img.shape[2] // self.backbone.patch_size,
