@@ -4,9 +4,9 @@
 _base_ = ['./_base_/mae_budget.py']
 base = 'configs/demo/simmim_fashion-mnist.py'
 title = 'SimMIM: prediction head'
-paper = ('SimMIM table 3 (Swin-B): a linear head is as good as a 2-layer '
-         'MLP and better than inverse-Swin heads, at a fraction of the '
-         'cost.')
+paper = ('SimMIM (abstract, head table): the prediction head can be as light '
+         'as a linear layer, with no worse performance than heavier ones '
+         '(2-layer MLP, inverse Swin), at a fraction of the cost.')
 points = [
     dict(name='linear', label='linear (SimMIM)', options={}),
     dict(name='mlp2', label='2-layer MLP', options={

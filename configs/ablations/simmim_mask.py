@@ -4,10 +4,10 @@
 _base_ = ['./_base_/mae_budget.py']
 base = 'configs/demo/simmim_fashion-mnist.py'
 title = 'SimMIM: masking strategy, masked-patch size and ratio'
-paper = ('SimMIM table 1 / fig. 3 (Swin-B): random masking of moderately '
-         'large masked patches (32 px, ratio 0.4-0.6; 1/7 of the image side) '
-         'is best; small masked patches need much higher ratios; square and '
-         'BEiT block-wise masks are no better.')
+paper = ('SimMIM (abstract, table 1): random masking with a moderately large '
+         'masked-patch size (32 px of 192 / 224) makes a strong pretext '
+         'task; small masked patches need higher ratios; square and '
+         'block-wise masks are no better.')
 
 
 def _random(size, ratio):
