@@ -11,11 +11,12 @@ from .base import MIMSelfSupervisor
 
 
 def encoder_geometry(backbone):
-    """(output width, total stride) of a ViT-style or Swin-style backbone."""
+    """(width, total stride) of the last output of a ViT-style or
+    Swin-style backbone."""
     patch = backbone.patch_embed.projection.stride[0]
-    if hasattr(backbone, 'stages'):  # Swin: one 2x merge per later stage
-        return (backbone.num_features[-1],
-                patch * 2**(len(backbone.stages) - 1))
+    if hasattr(backbone, 'stages'):  # Swin: a 2x merge before every stage
+        stage = sorted(backbone.out_indices)[-1]
+        return backbone.num_features[stage], patch * 2**stage
     return backbone.embed_dims, patch
 
 
