@@ -185,7 +185,9 @@ def _tiny_det(cfg, canvas):
 DET = [
     'mae_vit-base-p16_simple-fpn_mask-rcnn_1x_coco.py',
     'canvas_mae-vit-demo_simple-fpn_mask-rcnn.py',
+    'canvas_mae-vit-canvas_simple-fpn_mask-rcnn.py',
     'itpn_hivit-base-p16_pyramid_mask-rcnn_1x_coco.py',
+    'canvas_itpn-hivit-canvas_pyramid_mask-rcnn.py',
 ]
 
 
@@ -200,8 +202,10 @@ def test_mask_rcnn_config_one_iteration(cfg_file, canvas):
         model.init_weights()
         feats = model.extract_feat(
             model.data_preprocessor(copy.deepcopy(data))['inputs'])
-    # 5 levels, strides 4..64 of the padded 64 px input
-    assert [f.shape[-1] for f in feats] == [16, 8, 4, 2, 1]
+    # 5 levels at the anchors' strides (4..64; iTPN with patch 8: 2..32) of
+    # the padded 64 px input
+    strides = cfg.model.rpn_head.anchor_generator.strides
+    assert [f.shape[-1] for f in feats] == [64 // s for s in strides]
     losses, changed = _step(model, cfg, data, 'mmdet')
     for key in ('loss_rpn_cls', 'loss_cls', 'loss_bbox', 'loss_mask'):
         assert key in losses
@@ -251,7 +255,9 @@ def _tiny_seg(cfg, canvas):
 SEG = [
     'mae_vit-base-p16_upernet_160k_ade20k-512x512.py',
     'canvas_mae-vit-demo_upernet.py',
+    'canvas_mae-vit-canvas_upernet.py',
     'itpn_hivit-base-p16_upernet_160k_ade20k-512x512.py',
+    'canvas_itpn-hivit-canvas_upernet.py',
 ]
 
 
@@ -260,7 +266,9 @@ SEG = [
 def test_upernet_config_one_iteration(cfg_file, canvas):
     cfg = _tiny_seg(Config.fromfile(f'{BENCH}/upernet/{cfg_file}'), canvas)
     assert cfg.default_scope == 'mmseg'
-    assert cfg.model.test_cfg.mode == 'slide'
+    # the canvas configs test on whole 64 px canvases, the others slide
+    assert cfg.model.test_cfg.mode == ('whole' if cfg_file.startswith(
+        'canvas_') else 'slide')
     data = _batch_from_dataset(cfg.train_dataloader.dataset, 'mmseg')
     with DefaultScope.overwrite_default_scope('mmseg'):
         model = _registry('mmseg').MODELS.build(cfg.model)

@@ -1,28 +1,54 @@
 """Small, real transfer runs on CPU (numbers quoted in docs/transfer.md).
 
-    # 1. the demo MAE pre-training (configs/demo/mae_fashion-mnist.py)
+From the Fashion-MNIST demo pre-training (32 px single garments):
+
     bash tools/run_demo.sh mae      # -> work_dirs/demo_mae/iter_800.pth
     #    (or a shorter one: python tools/transfer_demo.py pretrain --iters 400)
-    # 2. Fashion-MNIST classification: fine-tune from it vs from scratch,
-    #    same iterations, same data, same recipe (scratch without layer decay)
+    # Fashion-MNIST classification: fine-tune from it vs from scratch,
+    # same iterations, same data, same recipe (scratch without layer decay)
     python tools/transfer_demo.py classify --checkpoint work_dirs/demo_mae/iter_800.pth
-    #    partial fine-tuning: only the last K blocks (+ fc_norm, head) train
+    # partial fine-tuning: only the last K blocks (+ fc_norm, head) train
     python tools/transfer_demo.py classify --checkpoint ... --modes finetune \
         --trainable-blocks 1 --tag _last1
-    # 3. Mask R-CNN / UperNet on the canvas sets, from the same checkpoint,
-    #    and from scratch (--checkpoint none, no layer decay) for comparison
+    # Mask R-CNN / UperNet on the canvas sets, from the same checkpoint,
+    # and from scratch (--checkpoint none, no layer decay) for comparison
     python tools/transfer_demo.py detect --checkpoint ... --iters 300
     python tools/transfer_demo.py detect --checkpoint none --iters 300 --tag _scratch
     python tools/transfer_demo.py segment --checkpoint ... --iters 300
 
-Each step appends its metrics to ``<work-dir>/results.json``.
+Each of these steps appends its metrics to ``<work-dir>/results.json``.
+
+The label-scarcity table (pre-training on the canvases themselves):
+
+    python tools/transfer_demo.py table --work-dir work_dirs/transfer_canvas
+    python tools/transfer_demo.py report --work-dir work_dirs/transfer_canvas
+
+``table`` writes the canvas sets, pre-trains MAE (configs/demo/mae_canvas.py)
+and iTPN (configs/demo/itpn_canvas.py) on the *unlabelled* training
+canvases, then fine-tunes Mask R-CNN and UperNet on a fraction of the
+labelled canvases (a random subset per seed, the same canvases for both
+tasks) with the same iterations and batch for every start:
+
+- ``scratch-vit``: the MAE configs' ViT, random init, no layer decay;
+- ``mae``: the same ViT from the MAE canvas pre-training;
+- ``scratch-hivit``: the iTPN configs' HiViT and pyramid, random init, no
+  layer decay;
+- ``itpn-fresh``: the HiViT from the iTPN pre-training, a fresh pyramid;
+- ``itpn-integral``: the HiViT *and* the pyramid from the pre-training.
+
+It is resumable: the pre-trainings resume from their last checkpoint,
+finished fine-tuning runs (keys ``task/start/fraction/seed`` of
+``<work-dir>/table.json``) are skipped, each new one is appended when it
+ends. ``report`` prints the mean, spread and count of every cell.
 """
 import argparse
 import json
 import os
 import os.path as osp
+import statistics
 import time
 
+import numpy as np
 from mmengine.config import Config
 from mmengine.runner import Runner
 
@@ -30,6 +56,26 @@ CLS_CFG = 'configs/benchmarks/classification/demo_mae-vit_ft_fashion-mnist.py'
 DET_CFG = ('configs/benchmarks/mask_rcnn/'
            'canvas_mae-vit-demo_simple-fpn_mask-rcnn.py')
 SEG_CFG = 'configs/benchmarks/upernet/canvas_mae-vit-demo_upernet.py'
+# the table's: encoders pre-trained on the canvases (patch 8 at 64 px)
+MAE_DET_CFG = ('configs/benchmarks/mask_rcnn/'
+               'canvas_mae-vit-canvas_simple-fpn_mask-rcnn.py')
+MAE_SEG_CFG = 'configs/benchmarks/upernet/canvas_mae-vit-canvas_upernet.py'
+ITPN_DET_CFG = ('configs/benchmarks/mask_rcnn/'
+                'canvas_itpn-hivit-canvas_pyramid_mask-rcnn.py')
+ITPN_SEG_CFG = 'configs/benchmarks/upernet/canvas_itpn-hivit-canvas_upernet.py'
+PRETRAIN_CFG = dict(mae='configs/demo/mae_canvas.py',
+                    itpn='configs/demo/itpn_canvas.py')
+# start -> (backbone family, pre-training loaded into the backbone, into
+# the neck); None: random init (and no layer decay)
+STARTS = {
+    'scratch-vit': ('vit', None, None),
+    'mae': ('vit', 'mae', None),
+    'scratch-hivit': ('hivit', None, None),
+    'itpn-fresh': ('hivit', 'itpn', None),
+    'itpn-integral': ('hivit', 'itpn', 'itpn'),
+}
+TASK_CFG = dict(detect=dict(vit=MAE_DET_CFG, hivit=ITPN_DET_CFG),
+                segment=dict(vit=MAE_SEG_CFG, hivit=ITPN_SEG_CFG))
 
 
 def _iter_schedule(cfg, iters, warmup, last='cosine'):
@@ -145,10 +191,17 @@ def classify(args):
 
 
 def _canvas(args):
+    """The work dir's canvas sets (written once, then checked)."""
     root = osp.join(args.work_dir, 'canvas')
-    if not osp.isdir(osp.join(root, 'coco')):
+    ann = osp.join(root, 'coco', 'annotations', 'instances_{}.json')
+    if not osp.isfile(ann.format('val')):
         from mmmim.datasets.canvas import make_canvas_sets
         make_canvas_sets(root, args.canvas_train, args.canvas_val)
+    for split, n in (('train', args.canvas_train), ('val', args.canvas_val)):
+        have = len(json.load(open(ann.format(split)))['images'])
+        if have != n:
+            raise ValueError(f'{root} has {have} {split} canvases, not {n}: '
+                             'use another --work-dir or the same counts')
     return root
 
 
@@ -196,10 +249,192 @@ def segment(args):
                  minutes=round((time.time() - t0) / 60, 1)))
 
 
+# ------------------------------------------------ label-scarcity table
+def label_subset(num_train, fraction, seed):
+    """Sorted indices of the labelled training canvases of one run.
+
+    A random ``fraction`` (at least one canvas) drawn with ``seed``; canvas
+    ``i`` is image ``i`` of the COCO set and class map ``i`` of the ADE-style
+    set, so detection and segmentation see the same canvases.
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f'fraction must be in (0, 1], got {fraction}')
+    k = max(1, int(round(fraction * num_train)))
+    if k == num_train:
+        return list(range(num_train))
+    perm = np.random.default_rng(seed).permutation(num_train)
+    return sorted(int(i) for i in perm[:k])
+
+
+def canvas_pretrain(args, method):
+    """Pre-train ``method`` on the unlabelled training canvases (resumable).
+
+    Returns the checkpoint path.
+    """
+    iters = args.pretrain_iters
+    work_dir = osp.join(args.work_dir, f'pretrain_{method}')
+    ckpt = osp.join(work_dir, f'iter_{iters}.pth')
+    if osp.isfile(ckpt):
+        return ckpt
+    root = _canvas(args)
+    cfg = Config.fromfile(PRETRAIN_CFG[method])
+    cfg.work_dir = work_dir
+    cfg.experiment_name = f'pretrain_{method}'
+    cfg.train_dataloader.dataset.data_root = osp.join(root, 'coco')
+    cfg.train_dataloader.persistent_workers = False
+    warmup = max(iters // 10, 1)
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=iters)
+    cfg.param_scheduler[0].end = warmup
+    cfg.param_scheduler[1].update(T_max=iters - warmup, begin=warmup,
+                                  end=iters)
+    # checkpoints along the way: an interrupted pre-training resumes
+    cfg.default_hooks.checkpoint = dict(
+        type='CheckpointHook', by_epoch=False,
+        interval=min(args.pretrain_ckpt_interval, iters), max_keep_ckpts=1)
+    cfg.default_hooks.logger = dict(type='LoggerHook', interval=20)
+    cfg.resume = True
+    t0 = time.time()
+    Runner.from_cfg(cfg).train()
+    _record(args.work_dir, f'pretrain_{method}',
+            dict(iters=iters, checkpoint=ckpt, config=PRETRAIN_CFG[method],
+                 minutes=round((time.time() - t0) / 60, 1)))
+    return ckpt
+
+
+def pretrain_canvas(args):
+    """Only the pre-trainings of ``table`` (MAE and iTPN on the canvases)."""
+    for method in ('mae', 'itpn'):
+        print(canvas_pretrain(args, method))
+
+
+def _finetune_cfg(args, task, start, fraction, seed, ckpts):
+    family, backbone_from, neck_from = STARTS[start]
+    cfg = Config.fromfile(TASK_CFG[task][family])
+    key = f'{task}/{start}/{fraction:g}/{seed}'
+    cfg.work_dir = osp.join(args.work_dir, key.replace('/', '_'))
+    cfg.experiment_name = key.replace('/', '_')
+    cfg.randomness = dict(seed=seed)
+    root = _canvas(args)
+    indices = label_subset(args.canvas_train, fraction, seed)
+    iters, batch_size = ((args.det_iters, args.det_batch_size)
+                         if task == 'detect' else
+                         (args.seg_iters, args.seg_batch_size))
+    if task == 'detect':
+        _iter_schedule(cfg, iters, warmup=max(iters // 12, 1))
+        data_root = osp.join(root, 'coco') + '/'
+        for dl in (cfg.train_dataloader, cfg.val_dataloader):
+            dl.dataset.data_root = data_root
+        cfg.val_evaluator.ann_file = (
+            data_root + 'annotations/instances_val.json')
+    else:
+        _iter_schedule(cfg, iters, warmup=max(iters // 12, 1), last='poly')
+        for dl in (cfg.train_dataloader, cfg.val_dataloader):
+            dl.dataset.data_root = osp.join(root, 'ade')
+    cfg.train_dataloader.batch_size = batch_size
+    cfg.train_dataloader.dataset.indices = indices
+    cfg.default_hooks.checkpoint = dict(  # nothing to keep
+        type='CheckpointHook', interval=10**9, save_last=False)
+    _test_only(cfg)
+    bb_init = cfg.model.backbone.init_cfg
+    neck_init = cfg.model.neck.get('init_cfg')
+    if backbone_from is None:
+        cfg.model.backbone.init_cfg = None
+        cfg.optim_wrapper.paramwise_cfg.layer_decay_rate = 1.0
+    else:
+        bb_init.checkpoint = ckpts[backbone_from]
+    if neck_init is not None:
+        if neck_from is None:
+            cfg.model.neck.init_cfg = None
+        else:
+            neck_init.checkpoint = ckpts[neck_from]
+    info = dict(task=task, start=start, fraction=fraction, seed=seed,
+                labelled=len(indices), iters=iters,
+                batch_size=batch_size,
+                layer_decay=cfg.optim_wrapper.paramwise_cfg.layer_decay_rate,
+                backbone=backbone_from and ckpts[backbone_from],
+                neck=neck_from and ckpts[neck_from])
+    return key, cfg, info
+
+
+def _table_path(args):
+    return osp.join(args.work_dir, 'table.json')
+
+
+def _load_table(args):
+    path = _table_path(args)
+    return json.load(open(path)) if osp.isfile(path) else {}
+
+
+def table(args):
+    """Every (task, start, fraction, seed) run not in table.json yet."""
+    os.makedirs(args.work_dir, exist_ok=True)
+    _canvas(args)
+    ckpts = {m: canvas_pretrain(args, m)
+             for m in sorted({STARTS[s][1] for s in args.starts} - {None})}
+    for seed in args.seeds:
+        for fraction in args.fractions:
+            for task in args.tasks:
+                for start in args.starts:
+                    key, cfg, info = _finetune_cfg(args, task, start,
+                                                   fraction, seed, ckpts)
+                    if key in _load_table(args):
+                        continue
+                    t0 = time.time()
+                    runner = Runner.from_cfg(cfg)
+                    runner.train()
+                    metrics = runner.test()
+                    digits = 3 if task == 'detect' else 2
+                    info.update(
+                        {k.split('/')[-1]: round(float(v), digits)
+                         for k, v in metrics.items()
+                         if k.endswith(('_mAP', '_mAP_50', 'mIoU', 'aAcc',
+                                        'mAcc'))},
+                        minutes=round((time.time() - t0) / 60, 1))
+                    results = _load_table(args)  # re-read: append only
+                    results[key] = info
+                    with open(_table_path(args), 'w') as f:
+                        json.dump(results, f, indent=2)
+                    print(key, json.dumps(info))
+
+
+def report(args):
+    """Mean +- sample std (n runs) per task, fraction and start."""
+    results = _load_table(args)
+    metrics = dict(detect=('bbox_mAP', 'segm_mAP'), segment=('mIoU', ))
+    starts = [s for s in STARTS if any(r['start'] == s
+                                       for r in results.values())]
+    lines = []
+    for task, names in metrics.items():
+        for name in names:
+            lines.append(f'\n{task} {name}\n')
+            lines.append('| labelled | ' + ' | '.join(starts) + ' |')
+            lines.append('|---' * (len(starts) + 1) + '|')
+            fractions = sorted({r['fraction'] for r in results.values()
+                                if r['task'] == task})
+            for fraction in fractions:
+                cells = []
+                for start in starts:
+                    vals = [r[name] for r in results.values()
+                            if r['task'] == task and r['start'] == start
+                            and r['fraction'] == fraction and name in r]
+                    if not vals:
+                        cells.append('')
+                    elif len(vals) == 1:
+                        cells.append(f'{vals[0]:.3g} (1)')
+                    else:
+                        cells.append(f'{statistics.mean(vals):.3g} +- '
+                                     f'{statistics.stdev(vals):.2g} '
+                                     f'({len(vals)})')
+                lines.append(f'| {fraction:.0%} | ' + ' | '.join(cells) +
+                             ' |')
+    print('\n'.join(lines))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('step',
-                        choices=['pretrain', 'classify', 'detect', 'segment'])
+                        choices=['pretrain', 'classify', 'detect', 'segment',
+                                 'pretrain-canvas', 'table', 'report'])
     parser.add_argument('--work-dir', default='work_dirs/transfer_demo')
     parser.add_argument('--checkpoint', help="pre-training checkpoint "
                         "('none': train the downstream model from scratch)")
@@ -207,8 +442,10 @@ def main(argv=None):
     parser.add_argument('--batch-size', type=int, default=128)
     parser.add_argument('--train-samples', type=int, default=10000)
     parser.add_argument('--test-samples', type=int, default=2000)
-    parser.add_argument('--canvas-train', type=int, default=400)
-    parser.add_argument('--canvas-val', type=int, default=100)
+    parser.add_argument('--canvas-train', type=int,
+                        help='training canvases (400; table: 1000)')
+    parser.add_argument('--canvas-val', type=int,
+                        help='validation canvases (100; table: 200)')
     parser.add_argument('--modes', nargs='+', default=['finetune', 'scratch'],
                         choices=['finetune', 'scratch'],
                         help='classify: which runs (same budget each)')
@@ -220,10 +457,34 @@ def main(argv=None):
                         'train only the last K blocks (plus fc_norm and '
                         'head); default: all')
     parser.add_argument('--tag', default='', help='suffix of the result key')
+    table_args = parser.add_argument_group('table')
+    table_args.add_argument('--tasks', nargs='+',
+                            default=['segment', 'detect'],
+                            choices=['segment', 'detect'])
+    table_args.add_argument('--starts', nargs='+', default=list(STARTS),
+                            choices=list(STARTS))
+    table_args.add_argument('--fractions', nargs='+', type=float,
+                            default=[0.05, 0.2, 1.0],
+                            help='labelled share of the training canvases')
+    table_args.add_argument('--seeds', nargs='+', type=int,
+                            default=[0, 1, 2])
+    table_args.add_argument('--pretrain-iters', type=int, default=400)
+    table_args.add_argument('--pretrain-ckpt-interval', type=int,
+                            default=100)
+    table_args.add_argument('--det-iters', type=int, default=200)
+    table_args.add_argument('--det-batch-size', type=int, default=4)
+    table_args.add_argument('--seg-iters', type=int, default=200)
+    table_args.add_argument('--seg-batch-size', type=int, default=8)
     args = parser.parse_args(argv)
+    big = args.step in ('pretrain-canvas', 'table', 'report')
+    if args.canvas_train is None:
+        args.canvas_train = 1000 if big else 400
+    if args.canvas_val is None:
+        args.canvas_val = 200 if big else 100
     os.makedirs(args.work_dir, exist_ok=True)
     dict(pretrain=pretrain, classify=classify, detect=detect,
-         segment=segment)[args.step](args)
+         segment=segment, table=table, report=report,
+         **{'pretrain-canvas': pretrain_canvas})[args.step](args)
 
 
 if __name__ == '__main__':

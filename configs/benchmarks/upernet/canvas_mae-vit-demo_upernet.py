@@ -1,8 +1,9 @@
 # A tiny UperNet on the Fashion-MNIST canvas class maps (64 px, background +
 # 10 classes) that starts from the demo MAE pre-training
 # (configs/demo/mae_fashion-mnist.py: ViT 128 wide, 4 blocks, patch 4).
-# Trains on 48 px random crops and tests by sliding 48 px windows (stride
-# 32), as the ADE20K protocol does at 512 / 341. CPU-sized.
+# Trains and tests on whole 64 px canvases, the size the canvas pre-training
+# (configs/demo/mae_canvas.py) sees: smaller crops would squeeze its 16 x 16
+# position table (48 px crops: to 12 x 12). CPU-sized.
 #   python tools/data/make_canvas_sets.py data/canvas
 #   python tools/train.py configs/benchmarks/upernet/<this file> \
 #     --cfg-options model.backbone.init_cfg.checkpoint=<demo ckpt>
@@ -11,7 +12,7 @@ _base_ = './mae_vit-base-p16_upernet_160k_ade20k-512x512.py'
 data_root = 'data/canvas/ade/'
 classes = ('background', 'T-shirt_top', 'Trouser', 'Pullover', 'Dress',
            'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot')
-crop_size = (48, 48)
+crop_size = (64, 64)
 embed_dims = 128
 norm_cfg = dict(type='BN', requires_grad=True)  # one process, CPU
 model = dict(
@@ -22,7 +23,7 @@ model = dict(
         arch=dict(_delete_=True, embed_dims=embed_dims, num_layers=4,
                   num_heads=4,
                   feedforward_channels=embed_dims * 4),
-        img_size=48,
+        img_size=64,
         patch_size=4,
         drop_path_rate=0.0,
         layer_scale_init_value=0.,  # no layer scale (the measured demo)
@@ -36,12 +37,11 @@ model = dict(
                      norm_cfg=norm_cfg),
     auxiliary_head=dict(in_channels=embed_dims, channels=32,
                         num_classes=len(classes), norm_cfg=norm_cfg),
-    test_cfg=dict(mode='slide', crop_size=crop_size, stride=(32, 32)))
+    test_cfg=dict(mode='whole'))
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', reduce_zero_label=False),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs'),
 ]
