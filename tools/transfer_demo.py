@@ -50,6 +50,7 @@ import time
 
 import numpy as np
 from mmengine.config import Config
+from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 CLS_CFG = 'configs/benchmarks/classification/demo_mae-vit_ft_fashion-mnist.py'
@@ -357,7 +358,7 @@ def _finetune_cfg(args, task, start, fraction, seed, ckpts):
 
 
 def _table_path(args):
-    return osp.join(args.work_dir, 'table.json')
+    return osp.join(args.work_dir, f'{args.table}.json')
 
 
 def _load_table(args):
@@ -365,8 +366,44 @@ def _load_table(args):
     return json.load(open(path)) if osp.isfile(path) else {}
 
 
+def _metrics(metrics, task):
+    digits = 3 if task == 'detect' else 2
+    return {k.split('/')[-1]: round(float(v), digits)
+            for k, v in metrics.items()
+            if k.endswith(('_mAP', '_mAP_50', 'mIoU', 'aAcc', 'mAcc'))}
+
+
+class _CurveHook(Hook):
+    """Keeps the metrics of every validation during training."""
+
+    def __init__(self):
+        self.points = {}
+
+    def after_val_epoch(self, runner, metrics=None):
+        self.points[runner.iter] = metrics or {}
+
+
+def _finetune(cfg, info, task, eval_interval):
+    """Train, evaluate; with ``eval_interval`` also along the way."""
+    curve = _CurveHook()
+    if eval_interval:
+        cfg.val_dataloader = cfg.test_dataloader
+        cfg.val_evaluator = cfg.test_evaluator
+        cfg.val_cfg = dict(type='ValLoop')
+        cfg.train_cfg.val_interval = eval_interval
+    runner = Runner.from_cfg(cfg)
+    runner.register_hook(curve, priority='LOWEST')
+    runner.train()
+    last = curve.points.get(runner.iter)
+    metrics = last if last is not None else runner.test()
+    info.update(_metrics(metrics, task))
+    if eval_interval:
+        info['curve'] = {it: _metrics(m, task)
+                         for it, m in sorted(curve.points.items())}
+
+
 def table(args):
-    """Every (task, start, fraction, seed) run not in table.json yet."""
+    """Every (task, start, fraction, seed) run not in the table yet."""
     os.makedirs(args.work_dir, exist_ok=True)
     _canvas(args)
     ckpts = {m: canvas_pretrain(args, m)
@@ -377,19 +414,17 @@ def table(args):
                 for start in args.starts:
                     key, cfg, info = _finetune_cfg(args, task, start,
                                                    fraction, seed, ckpts)
-                    if key in _load_table(args):
+                    done = _load_table(args).get(key)
+                    if done is not None:
+                        budget = ('iters', 'batch_size', 'labelled')
+                        if any(done[k] != info[k] for k in budget):
+                            raise ValueError(
+                                f'{_table_path(args)} has {key} with another '
+                                'budget: use another --table or --work-dir')
                         continue
                     t0 = time.time()
-                    runner = Runner.from_cfg(cfg)
-                    runner.train()
-                    metrics = runner.test()
-                    digits = 3 if task == 'detect' else 2
-                    info.update(
-                        {k.split('/')[-1]: round(float(v), digits)
-                         for k, v in metrics.items()
-                         if k.endswith(('_mAP', '_mAP_50', 'mIoU', 'aAcc',
-                                        'mAcc'))},
-                        minutes=round((time.time() - t0) / 60, 1))
+                    _finetune(cfg, info, task, args.eval_interval)
+                    info['minutes'] = round((time.time() - t0) / 60, 1)
                     results = _load_table(args)  # re-read: append only
                     results[key] = info
                     with open(_table_path(args), 'w') as f:
@@ -471,6 +506,11 @@ def main(argv=None):
     table_args.add_argument('--pretrain-iters', type=int, default=400)
     table_args.add_argument('--pretrain-ckpt-interval', type=int,
                             default=100)
+    table_args.add_argument('--table', default='table',
+                            help='results go to <work-dir>/<table>.json')
+    table_args.add_argument('--eval-interval', type=int, default=0,
+                            help='also evaluate every this many iterations '
+                            '(the learning curve goes into the table)')
     table_args.add_argument('--det-iters', type=int, default=200)
     table_args.add_argument('--det-batch-size', type=int, default=4)
     table_args.add_argument('--seg-iters', type=int, default=200)
