@@ -6,7 +6,9 @@
 #     --cfg-options model.backbone.init_cfg.checkpoint=<demo ckpt>
 # The backbone's stride is 4 (patch 4), so the simple pyramid keeps that map
 # and max-pools it to strides 8 and 16; strides 32 and 64 follow by stride-2
-# pooling.
+# pooling. The 32 px demo's 8 x 8 position table is resized to the 16 x 16
+# grid when it loads. canvas_mae-vit-canvas_* and canvas_itpn-hivit-canvas_*
+# take encoders pre-trained on the canvases themselves (docs/transfer.md).
 _base_ = './mae_vit-base-p16_simple-fpn_mask-rcnn_1x_coco.py'
 
 data_root = 'data/canvas/coco/'

@@ -1,9 +1,10 @@
 # A tiny UperNet on the Fashion-MNIST canvas class maps (64 px, background +
 # 10 classes) that starts from the demo MAE pre-training
 # (configs/demo/mae_fashion-mnist.py: ViT 128 wide, 4 blocks, patch 4).
-# Trains and tests on whole 64 px canvases, the size the canvas pre-training
-# (configs/demo/mae_canvas.py) sees: smaller crops would squeeze its 16 x 16
-# position table (48 px crops: to 12 x 12). CPU-sized.
+# Trains and tests on whole 64 px canvases (the demo's 8 x 8 position table
+# is resized to the 16 x 16 grid when it loads), the size the canvas
+# pre-trainings (configs/demo/{mae,itpn}_canvas.py) see, so their tables load
+# as they are (random crops would squeeze them). CPU-sized.
 #   python tools/data/make_canvas_sets.py data/canvas
 #   python tools/train.py configs/benchmarks/upernet/<this file> \
 #     --cfg-options model.backbone.init_cfg.checkpoint=<demo ckpt>
