@@ -11,10 +11,12 @@ img_size = 64
 patch_size = 8
 mask_ratio = 0.75
 
+# norm_pix=False, as configs/demo/mae_canvas.py (and for the same reason)
 model = dict(
     mask_ratio=mask_ratio,
     backbone=dict(img_size=img_size),
-    decoder=dict(num_patches=(img_size // patch_size)**2))
+    decoder=dict(num_patches=(img_size // patch_size)**2),
+    head=dict(norm_pix=False))
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
