@@ -474,8 +474,9 @@ def heads(cfg, model, groups):
         def norm(h):
             n = h.get('norm_cfg')
             return n.type.split('.')[-1] if n else 'no norm'
-        return (f"RPN {rpn.get('num_convs', 1)} conv; box "
-                f"{bbox.type.replace('BBoxHead', '')} fc "
+        # the Portable* heads are mmdet's with device-portable kernels
+        box = bbox.type.replace('Portable', '').replace('BBoxHead', '')
+        return (f"RPN {rpn.get('num_convs', 1)} conv; box {box} fc "
                 f"{bbox.get('fc_out_channels', 1024)} {norm(bbox)} "
                 f"{bbox.loss_bbox.type}; mask {norm(mk)}")
     if 'decode_head' in m:

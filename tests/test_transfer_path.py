@@ -28,6 +28,7 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope, init_default_scope
 
 from mmpretrain.registry import MODELS
+from mmmim.models.utils.itpn_layers import tokens_to_nchw
 
 from .conftest import requires_fashion_mnist
 
@@ -208,8 +209,8 @@ def _itpn_ref(pre, x):
     with torch.no_grad():
         f4, f8, f16 = bb.forward_tokens(x)
         l16, l8, l4 = neck.forward_tokens((f4, f8, f16))
-    maps = [bb._to_nchw(f, hw) for f in (f4, f8, f16)]
-    levels = [neck._tokens_to_nchw(t, hw) for t in (l4, l8, l16)]
+    maps = [tokens_to_nchw(f, hw) for f in (f4, f8, f16)]
+    levels = [tokens_to_nchw(t, hw) for t in (l4, l8, l16)]
     return maps, levels
 
 

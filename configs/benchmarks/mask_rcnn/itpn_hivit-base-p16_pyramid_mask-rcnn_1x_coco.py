@@ -60,7 +60,7 @@ model = dict(
     rpn_head=dict(num_convs=1),
     roi_head=dict(
         bbox_head=dict(
-            type='Shared4Conv1FCBBoxHead',
+            type='PortableShared4Conv1FCBBoxHead',
             conv_out_channels=256,
             fc_out_channels=1024,
             norm_cfg=dict(type='SyncBN', requires_grad=True),
