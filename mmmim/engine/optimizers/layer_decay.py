@@ -34,6 +34,15 @@ DEFAULT_NO_DECAY_NAMES = ('pos_embed', 'cls_token', 'mask_token',
                           'absolute_pos_embed', 'relative_position_bias_table')
 
 
+def _block_or_top_id(param_name: str, num_layers: int) -> int:
+    """``i + 1`` for ``blocks.<i>.*`` / ``layers.<i>.*``, else the top id."""
+    parts = param_name.split('.')
+    if parts[0] in ('layers', 'blocks') and len(parts) > 1 \
+            and parts[1].isdigit():
+        return int(parts[1]) + 1
+    return num_layers - 1
+
+
 def default_layer_depth(param_name: str, num_blocks: int) -> Tuple[int, int]:
     """Layer id of a backbone parameter following the ViT / BEiT rule.
 
@@ -51,11 +60,7 @@ def default_layer_depth(param_name: str, num_blocks: int) -> Tuple[int, int]:
     if param_name in ('cls_token', 'pos_embed', 'absolute_pos_embed',
                       'mask_token') or param_name.startswith('patch_embed'):
         return 0, num_layers
-    parts = param_name.split('.')
-    if parts[0] in ('layers', 'blocks') and len(parts) > 1 \
-            and parts[1].isdigit():
-        return int(parts[1]) + 1, num_layers
-    return num_layers - 1, num_layers
+    return _block_or_top_id(param_name, num_layers), num_layers
 
 
 FLAT_FIRST_LAYER_NAMES = ('patch_embed', 'pos_embed', 'cls_token',
@@ -84,11 +89,7 @@ def flat_layer_depth(param_name: str, num_blocks: int,
     num_layers = num_blocks + 2
     if param_name.startswith(tuple(first_layer_names)):
         return 0, num_layers
-    parts = param_name.split('.')
-    if parts[0] in ('layers', 'blocks') and len(parts) > 1 \
-            and parts[1].isdigit():
-        return int(parts[1]) + 1, num_layers
-    return num_layers - 1, num_layers
+    return _block_or_top_id(param_name, num_layers), num_layers
 
 
 def _num_blocks(backbone: nn.Module) -> int:
