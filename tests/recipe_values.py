@@ -474,11 +474,25 @@ def heads(cfg, model, groups):
         def norm(h):
             n = h.get('norm_cfg')
             return n.type.split('.')[-1] if n else 'no norm'
-        # the Portable* heads are mmdet's with device-portable kernels
-        box = bbox.type.replace('Portable', '').replace('BBoxHead', '')
-        return (f"RPN {rpn.get('num_convs', 1)} conv; box {box} fc "
-                f"{bbox.get('fc_out_channels', 1024)} {norm(bbox)} "
-                f"{bbox.loss_bbox.type}; mask {norm(mk)}")
+
+        def box(h):
+            # the Portable* heads are mmdet's with device-portable kernels
+            kind = h.type.replace('Portable', '').replace('BBoxHead', '')
+            return (f"{kind} fc {h.get('fc_out_channels', 1024)} {norm(h)} "
+                    f"{h.loss_bbox.type}")
+        if isinstance(bbox, list):  # Cascade R-CNN: one box head per stage
+            rcnn = m.train_cfg.rcnn
+            stages = (
+                f"cascade {len(bbox)} stages, loss weights "
+                f"{'/'.join(_g(w) for w in m.roi_head.stage_loss_weights)}"
+                f", IoU {'/'.join(_g(r.assigner.pos_iou_thr) for r in rcnn)}"
+                f", {m.train_cfg.rpn_proposal.max_per_img} proposals")
+            stds = '/'.join(_g(h.bbox_coder.target_stds[0]) for h in bbox)
+            return (f"RPN {rpn.get('num_convs', 1)} conv "
+                    f"{rpn.loss_bbox.type}; {stages}; box {box(bbox[0])} "
+                    f"(stds {stds}); mask {norm(mk)}")
+        return (f"RPN {rpn.get('num_convs', 1)} conv; box {box(bbox)}; "
+                f"mask {norm(mk)}")
     if 'decode_head' in m:
         d = m.decode_head
         return (f'{d.type} in {list(d.in_channels)} ch {d.channels}; aux '

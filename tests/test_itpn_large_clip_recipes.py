@@ -1,6 +1,7 @@
-"""The iTPN-L, CLIP-L/14-teacher and CLIP fine-tuning recipes against the
-reference architectures, and the two switches they use: the CLIP teacher's
-resolution (``input_size``) and the backbone's layer scale.
+"""The iTPN-L, CLIP-L/14-teacher, CLIP fine-tuning and Cascade Mask R-CNN
+recipes against the reference architectures, and the two switches they use:
+the CLIP teacher's resolution (``input_size``) and the backbone's layer
+scale.
 
 Reference names and shapes: ``tests/data/official_keys/`` (the large and
 CLIP-L files are generated from the reference code by
@@ -26,6 +27,7 @@ conv = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(conv)
 
 CLS = 'configs/benchmarks/classification/'
+DET = 'configs/benchmarks/mask_rcnn/'
 
 
 def reference_params(name):
@@ -41,12 +43,66 @@ def reference_params(name):
     ('configs/itpn/itpn-large_clip-l14_300e.py', 'itpn_large_clip_l14'),
     (CLS + 'itpn_hivit-large-p16_ft-50e_in1k.py', 'itpn_large_pixel_ft'),
     (CLS + 'itpn-clip_hivit-large-p16_ft-50e_in1k.py', 'itpn_large_clip_ft'),
+    # the reference segmentation backbone holds HiViT and the pyramid
+    ('configs/benchmarks/upernet/'
+     'itpn_hivit-large-p16_upernet_160k_ade20k-512x512.py',
+     'itpn_large_seg_upernet_backbone'),
 ])
 def test_parameter_count_matches_reference(config, reference):
     _, model, _ = build_meta(config)
-    student = sum(p.numel() for n, p in model.named_parameters()
-                  if not n.startswith('target_generator.'))
-    assert student == reference_params(reference)
+    if hasattr(model, 'decode_head'):
+        parts = (model.backbone, model.neck)
+        ours = sum(p.numel() for m in parts for p in m.parameters())
+    else:
+        ours = sum(p.numel() for n, p in model.named_parameters()
+                   if not n.startswith('target_generator.'))
+    assert ours == reference_params(reference)
+
+
+def test_cascade_mask_rcnn_is_mmdets_with_the_reference_box_heads():
+    """Everything of mmdet's Cascade Mask R-CNN (the reference's base
+    file has the same values) except the heads the reference replaces."""
+    import mmdet
+    from mmengine.config import Config
+    cfg, model, _ = build_meta(
+        DET + 'itpn_hivit-base-p16_pyramid_cascade-mask-rcnn_3x_coco.py')
+    mmdet = Config.fromfile(osp.join(
+        osp.dirname(mmdet.__file__), '.mim', 'configs', '_base_', 'models',
+        'cascade-mask-rcnn_r50_fpn.py')).model
+    ours = cfg.model
+    assert ours.type == mmdet.type == 'CascadeRCNN'
+    assert ours.train_cfg.to_dict() == mmdet.train_cfg.to_dict()
+    assert ours.test_cfg.to_dict() == mmdet.test_cfg.to_dict()
+
+    def mmdet_type(part):
+        # the Portable* parts are mmdet's with device-portable kernels
+        part = dict(part)
+        part['type'] = part['type'].replace('Portable', '')
+        return part
+
+    for key in ('type', 'num_stages', 'stage_loss_weights'):
+        assert ours.roi_head[key] == mmdet.roi_head[key], key
+    for key in ('bbox_roi_extractor', 'mask_roi_extractor'):
+        assert mmdet_type(ours.roi_head[key]) == mmdet.roi_head[key], key
+    assert mmdet_type(ours.rpn_head) == mmdet.rpn_head
+    # FCNMaskHead's own default (no norm), spelled out by the Mask R-CNN base
+    mask_head = mmdet_type(ours.roi_head.mask_head)
+    assert mask_head.pop('norm_cfg') is None
+    assert mask_head == mmdet.roi_head.mask_head
+    # cascade_pixel_itpn_base_3x.py:39-98: per stage 4 convs + 1 fc, SyncBN,
+    # class-specific decoded-box regression with GIoU x10
+    stds = [[0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.1, 0.1],
+            [0.033, 0.033, 0.067, 0.067]]
+    assert len(model.roi_head.bbox_head) == 3
+    for head, std in zip(model.roi_head.bbox_head, stds):
+        assert (head.num_shared_convs, head.num_shared_fcs) == (4, 1)
+        assert not head.reg_class_agnostic and head.reg_decoded_bbox
+        assert head.loss_bbox.__class__.__name__ == 'GIoULoss'
+        assert head.loss_bbox.loss_weight == 10.0
+        assert list(head.bbox_coder.stds) == std
+    assert len(model.roi_head.mask_head) == 3
+    assert (cfg.train_cfg.max_epochs, cfg.param_scheduler[1].milestones) == \
+        (36, [27, 33])
 
 
 @pytest.mark.parametrize('config, reference, variant', [

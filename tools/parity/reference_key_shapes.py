@@ -9,6 +9,8 @@ reference folder:
         --refs /work/refs --timm-0.3.2 /work/refenv/timm032 --subdir itpn_pixel
     /work/refenv/venv/bin/python tools/parity/reference_key_shapes.py \\
         --refs /work/refs --timm-0.3.2 /work/refenv/timm032 --subdir itpn_clip
+    /work/refenv/venv/bin/python tools/parity/reference_key_shapes.py \\
+        --refs /work/refs --timm-0.3.2 /work/refenv/timm032 --subdir seg
 
 Writes ``tests/data/official_keys/<name>.txt`` (``name<TAB>shape``, one per
 line, in the model's ``state_dict`` order, buffers included).
@@ -62,11 +64,38 @@ def clip_models():
     }
 
 
+def seg_models():
+    """The segmentation backbone (HiViT + pyramid, seg/backbone/iTPN.py);
+    its mmseg / mmcv_custom imports (registry, logger, checkpoint loader)
+    are not needed to build it and are stood in for."""
+    import types
+    registry = types.SimpleNamespace(
+        register_module=lambda *a, **k: (lambda cls: cls))
+    for name, attrs in (
+            ('mmcv_custom', dict(load_checkpoint=None)),
+            ('mmseg', {}), ('mmseg.utils', dict(get_root_logger=None)),
+            ('mmseg.models', {}),
+            ('mmseg.models.builder', dict(BACKBONES=registry))):
+        mod = types.ModuleType(name)
+        mod.__dict__.update(attrs)
+        sys.modules[name] = mod
+    from backbone.iTPN import iTPN
+    return {
+        # seg/configs/itpn/pixel_upernet_itpn_large_12_512_slide_160k_
+        # ade20k_pt2ft.py:23-40
+        'itpn_large_seg_upernet_backbone': iTPN(
+            img_size=512, patch_size=16, embed_dim=768, mlp_depth1=2,
+            mlp_depth2=2, depth=40, num_heads=12, mlp_ratio=4, fpn_dim=256,
+            fpn_depth=2, qkv_bias=True, ape=True, rpe=True,
+            drop_path_rate=0.2, num_outs=4),
+    }
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--refs', required=True)
     parser.add_argument('--timm-0.3.2', dest='timm', required=True)
-    parser.add_argument('--subdir', choices=['itpn_pixel', 'itpn_clip'],
+    parser.add_argument('--subdir', choices=['itpn_pixel', 'itpn_clip', 'seg'],
                         required=True)
     parser.add_argument('--out', default=OUT)
     args = parser.parse_args()
@@ -77,7 +106,8 @@ def main():
     sys.path[:0] = [args.timm, src]
     os.chdir(src)
     torch.set_num_threads(1)
-    models = pixel_models() if args.subdir == 'itpn_pixel' else clip_models()
+    models = dict(itpn_pixel=pixel_models, itpn_clip=clip_models,
+                  seg=seg_models)[args.subdir]()
     os.makedirs(args.out, exist_ok=True)
     for name, model in models.items():
         path = osp.join(args.out, name + '.txt')
