@@ -84,7 +84,9 @@ def test_cascade_mask_rcnn_is_mmdets_with_the_reference_box_heads():
         assert ours.roi_head[key] == mmdet.roi_head[key], key
     for key in ('bbox_roi_extractor', 'mask_roi_extractor'):
         assert mmdet_type(ours.roi_head[key]) == mmdet.roi_head[key], key
-    assert mmdet_type(ours.rpn_head) == mmdet.rpn_head
+    rpn_head = mmdet_type(ours.rpn_head)
+    assert rpn_head.pop('num_convs') == 1  # RPNHead's default, spelled out
+    assert rpn_head == mmdet.rpn_head
     # FCNMaskHead's own default (no norm), spelled out by the Mask R-CNN base
     mask_head = mmdet_type(ours.roi_head.mask_head)
     assert mask_head.pop('norm_cfg') is None
