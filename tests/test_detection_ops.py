@@ -173,12 +173,14 @@ def test_every_mask_rcnn_config_uses_the_portable_parts(name):
     cfg = Config.fromfile(f'configs/benchmarks/mask_rcnn/{name}')
     assert 'mmmim.models.detection' in cfg.custom_imports.imports
     roi = cfg.model.roi_head
+    # Cascade R-CNN: one box head per stage
+    bbox_heads = roi.bbox_head if isinstance(roi.bbox_head, list) \
+        else [roi.bbox_head]
     assert [cfg.model.rpn_head.type, roi.bbox_roi_extractor.type,
-            roi.mask_roi_extractor.type, roi.bbox_head.type,
-            roi.mask_head.type] == [
+            roi.mask_roi_extractor.type, roi.mask_head.type] == [
                 'PortableRPNHead', 'PortableSingleRoIExtractor',
-                'PortableSingleRoIExtractor',
-                'PortableShared4Conv1FCBBoxHead', 'PortableFCNMaskHead']
+                'PortableSingleRoIExtractor', 'PortableFCNMaskHead']
+    assert {h.type for h in bbox_heads} == {'PortableShared4Conv1FCBBoxHead'}
     assert roi.bbox_roi_extractor.roi_layer.type == 'RoIAlign'
 
 

@@ -256,3 +256,74 @@ def test_clip_finetuning_has_the_reference_layer_scales():
     # the pixel recipe has none (itpn_pixel/models/models_itpn.py)
     _, pixel, _ = build_meta(CLS + 'itpn_hivit-large-p16_ft-50e_in1k.py')
     assert not [n for n, _ in pixel.named_parameters() if 'gamma' in n]
+
+
+def test_cascade_mask_rcnn_config_trains_and_predicts():
+    """The Cascade config's model, narrowed (tiny HiViT, 32 channels, BN for
+    SyncBN on one CPU process): one loss with every stage's terms, a
+    backward pass reaching the backbone, and masks predicted."""
+    import mmmim.models.detection  # noqa: F401 (the Portable* parts)
+    from mmdet.registry import MODELS as DET_MODELS
+    from mmdet.structures import DetDataSample
+    from mmdet.structures.mask import BitmapMasks
+    from mmdet.utils import register_all_modules
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    from mmengine.structures import InstanceData
+
+    cfg = Config.fromfile(osp.join(
+        ROOT, DET + 'itpn_hivit-base-p16_pyramid_cascade-mask-rcnn_3x_coco.py'))
+    m = cfg.model
+    m.data_preprocessor.pad_size_divisor = 64
+    m.backbone.update(arch=TINY_ARCH, img_size=64, init_cfg=None)
+    m.neck.update(in_channels=64, fpn_dim=32, init_cfg=None)
+    m.rpn_head.update(in_channels=32, feat_channels=32)
+    roi = m.roi_head
+    roi.bbox_roi_extractor.out_channels = 32
+    roi.mask_roi_extractor.out_channels = 32
+    for head in roi.bbox_head:
+        head.update(in_channels=32, conv_out_channels=32, fc_out_channels=32,
+                    num_classes=2, norm_cfg=dict(type='BN'))
+    roi.mask_head.update(num_convs=1, in_channels=32, conv_out_channels=32,
+                         num_classes=2)
+    m.train_cfg.rpn_proposal.max_per_img = 64
+    for stage in m.train_cfg.rcnn:
+        stage.sampler.num = 16
+    m.test_cfg.rpn.max_per_img = 32
+    m.test_cfg.rcnn.score_thr = 0.
+
+    register_all_modules(init_default_scope=False)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        det = DET_MODELS.build(m)
+    det.init_weights()
+    img = torch.randint(0, 255, (3, 64, 64), dtype=torch.uint8)
+    sample = DetDataSample(metainfo=dict(img_shape=(64, 64),
+                                         ori_shape=(64, 64),
+                                         pad_shape=(64, 64),
+                                         scale_factor=(1., 1.)))
+    gt = InstanceData()
+    gt.bboxes = torch.tensor([[8., 8., 40., 44.]])
+    gt.labels = torch.tensor([1])
+    mask = torch.zeros(1, 64, 64, dtype=torch.uint8)
+    mask[0, 8:44, 8:40] = 1
+    gt.masks = BitmapMasks(mask.numpy(), 64, 64)
+    sample.gt_instances = gt
+    det.train()
+    data = det.data_preprocessor(dict(inputs=[img], data_samples=[sample]),
+                                 True)
+    losses = det.loss(data['inputs'], data['data_samples'])
+    for s in range(3):
+        for term in ('loss_cls', 'loss_bbox', 'loss_mask'):
+            assert f's{s}.{term}' in losses
+    total = sum(v.sum() if isinstance(v, torch.Tensor) else sum(v)
+                for k, v in losses.items() if 'loss' in k)
+    assert torch.isfinite(total)
+    total.backward()
+    assert det.backbone.blocks[0].mlp.fc1.weight.grad is not None
+    det.eval()
+    with torch.no_grad():
+        data = det.data_preprocessor(
+            dict(inputs=[img], data_samples=[sample]), False)
+        pred = det.predict(data['inputs'], data['data_samples'])[0]
+    assert len(pred.pred_instances) > 0
+    assert pred.pred_instances.masks.shape[-2:] == (64, 64)
