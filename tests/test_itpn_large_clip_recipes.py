@@ -272,7 +272,7 @@ def test_cascade_mask_rcnn_config_trains_and_predicts():
     from mmengine.structures import InstanceData
 
     cfg = Config.fromfile(osp.join(
-        ROOT, DET + 'itpn_hivit-base-p16_pyramid_cascade-mask-rcnn_3x_coco.py'))
+        ROOT, DET, 'itpn_hivit-base-p16_pyramid_cascade-mask-rcnn_3x_coco.py'))
     m = cfg.model
     m.data_preprocessor.pad_size_divisor = 64
     m.backbone.update(arch=TINY_ARCH, img_size=64, init_cfg=None)
