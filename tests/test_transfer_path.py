@@ -18,6 +18,7 @@ at the configs' own sizes:
 """
 import copy
 import importlib.util
+import json
 import os.path as osp
 
 import numpy as np
@@ -376,3 +377,29 @@ def test_label_subset_is_the_same_canvases_in_both_tasks(tmp_path):
             names.append([osp.basename(ds.get_data_info(i)['img_path'])
                           for i in range(len(ds))])
     assert names[0] == names[1] == [f'{i:06d}.png' for i in idx]
+
+
+# ---------------------------------------------------------------- report
+def test_report_means_spreads_and_curves(tmp_path, capsys):
+    tool = _transfer_demo()
+
+    def run(start, seed, miou, curve=None):
+        r = dict(task='segment', start=start, fraction=0.05, seed=seed,
+                 mIoU=miou)
+        if curve:
+            r['curve'] = {it: dict(mIoU=v) for it, v in curve.items()}
+        return r
+
+    table = {'a': run('mae', 0, 10.0, {100: 5.0, 300: 10.0}),
+             'b': run('mae', 1, 14.0, {100: 7.0, 300: 14.0}),
+             'c': run('scratch-vit', 0, 9.5)}
+    with open(tmp_path / 'table.json', 'w') as f:
+        json.dump(table, f)  # curve iterations become strings, as on disk
+    tool.main(['report', '--work-dir', str(tmp_path)])
+    out = capsys.readouterr().out
+    # columns in the STARTS order; mean +- sample std (n)
+    assert '| labelled | scratch-vit | mae |' in out
+    assert '| 5% | 9.5 (1) | 12 +- 2.8 (2) |' in out
+    assert '| labelled | start | iter 100 | iter 300 |' in out
+    assert '| 5% | mae | 6 (2) | 12 (2) |' in out
+    assert 'scratch-vit | ' not in out.split('during training')[1]

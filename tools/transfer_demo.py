@@ -433,7 +433,8 @@ def table(args):
 
 
 def report(args):
-    """Mean +- sample std (n runs) per task, fraction and start."""
+    """Mean +- sample std (n runs) per task, fraction and start, and the
+    mean learning curves of the runs that recorded one."""
     results = _load_table(args)
     metrics = dict(detect=('bbox_mAP', 'segm_mAP'), segment=('mIoU', ))
     starts = [s for s in STARTS if any(r['start'] == s
@@ -462,7 +463,36 @@ def report(args):
                                      f'({len(vals)})')
                 lines.append(f'| {fraction:.0%} | ' + ' | '.join(cells) +
                              ' |')
+            lines += _curve_lines(results, task, name, starts)
     print('\n'.join(lines))
+
+
+def _curve_lines(results, task, name, starts):
+    """The learning curves (``table --eval-interval``): mean per iteration."""
+    runs = [r for r in results.values()
+            if r['task'] == task and r.get('curve')]
+    iters = sorted({int(it) for r in runs for it in r['curve']})
+    if not iters:
+        return []
+    lines = [f'\n{task} {name} during training (mean of the runs)\n',
+             '| labelled | start | ' +
+             ' | '.join(f'iter {it}' for it in iters) + ' |',
+             '|---' * (len(iters) + 2) + '|']
+    for fraction in sorted({r['fraction'] for r in runs}):
+        for start in starts:
+            group = [r['curve'] for r in runs
+                     if r['start'] == start and r['fraction'] == fraction]
+            if not group:
+                continue
+            cells = []
+            for it in iters:
+                vals = [c[str(it)][name] for c in group
+                        if name in c.get(str(it), {})]
+                cells.append(f'{statistics.mean(vals):.3g} ({len(vals)})'
+                             if vals else '')
+            lines.append(f'| {fraction:.0%} | {start} | ' +
+                         ' | '.join(cells) + ' |')
+    return lines
 
 
 def main(argv=None):
