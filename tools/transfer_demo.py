@@ -206,6 +206,22 @@ def _canvas(args):
     return root
 
 
+def _train_test_record(cfg, args, task: str, kept_metrics) -> None:
+    """Train the downstream config, test it, and record ``kept_metrics`` of
+    the test metrics under ``task + args.tag``."""
+    _test_only(cfg)
+    _init_backbone(cfg, args)
+    t0 = time.time()
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    metrics = runner.test()
+    _record(args.work_dir, task + args.tag,
+            dict(kept_metrics(metrics),
+                 iters=args.iters, checkpoint=args.checkpoint,
+                 layer_decay=cfg.optim_wrapper.paramwise_cfg.layer_decay_rate,
+                 minutes=round((time.time() - t0) / 60, 1)))
+
+
 def detect(args):
     root = _canvas(args)
     cfg = Config.fromfile(DET_CFG)
@@ -215,18 +231,9 @@ def detect(args):
     for dl in (cfg.train_dataloader, cfg.val_dataloader):
         dl.dataset.data_root = data_root
     cfg.val_evaluator.ann_file = data_root + 'annotations/instances_val.json'
-    _test_only(cfg)
-    _init_backbone(cfg, args)
-    t0 = time.time()
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    metrics = runner.test()
-    _record(args.work_dir, 'detect' + args.tag,
-            dict({k: round(float(v), 3) for k, v in metrics.items()
-                  if k.endswith(('_mAP', '_mAP_50'))},
-                 iters=args.iters, checkpoint=args.checkpoint,
-                 layer_decay=cfg.optim_wrapper.paramwise_cfg.layer_decay_rate,
-                 minutes=round((time.time() - t0) / 60, 1)))
+    _train_test_record(cfg, args, 'detect', lambda metrics: {
+        k: round(float(v), 3) for k, v in metrics.items()
+        if k.endswith(('_mAP', '_mAP_50'))})
 
 
 def segment(args):
@@ -237,17 +244,8 @@ def segment(args):
                    last='poly')
     for dl in (cfg.train_dataloader, cfg.val_dataloader):
         dl.dataset.data_root = osp.join(root, 'ade')
-    _test_only(cfg)
-    _init_backbone(cfg, args)
-    t0 = time.time()
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    metrics = runner.test()
-    _record(args.work_dir, 'segment' + args.tag,
-            dict({k: round(float(v), 2) for k, v in metrics.items()},
-                 iters=args.iters, checkpoint=args.checkpoint,
-                 layer_decay=cfg.optim_wrapper.paramwise_cfg.layer_decay_rate,
-                 minutes=round((time.time() - t0) / 60, 1)))
+    _train_test_record(cfg, args, 'segment', lambda metrics: {
+        k: round(float(v), 2) for k, v in metrics.items()})
 
 
 # ------------------------------------------------ label-scarcity table
