@@ -46,6 +46,7 @@ import json
 import os
 import os.path as osp
 import statistics
+import sys
 import time
 
 import numpy as np
@@ -113,6 +114,9 @@ def _init_backbone(cfg, args):
     layer decay goes too (as for classification's scratch run);
     ``--layer-decay`` overrides the config's rate for a pre-trained start.
     """
+    if not args.checkpoint:
+        sys.exit("--checkpoint is needed: a pre-training checkpoint, or "
+                 "'none' to train from scratch")
     if args.checkpoint == 'none':
         cfg.model.backbone.init_cfg = None
         cfg.optim_wrapper.paramwise_cfg.layer_decay_rate = 1.0
