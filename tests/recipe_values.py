@@ -31,9 +31,9 @@ def all_configs():
     config plus option sets), not configs to train.
     """
     paths = glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True)
-    return sorted(
-        osp.relpath(p, ROOT) for p in paths
-        if '/_base_/' not in p and '/ablations/' not in p)
+    rel = [osp.relpath(p, ROOT) for p in paths]
+    return sorted(p for p in rel
+                  if not {'_base_', 'ablations'} & set(p.split(osp.sep)))
 
 
 def _cache_metafile_reads():

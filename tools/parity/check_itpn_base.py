@@ -1,9 +1,9 @@
 """Base-size iTPN pixel parity: mmmim's config model against the reference.
 
     # 1. the reference at base size (random init, fixed seed), with the
-    #    reference's dependencies (see make_fixtures.py):
-    /work/refenv/venv/bin/python tools/parity/make_fixtures.py \\
-        --refs /work/refs --timm-0.3.2 /work/refenv/timm032 \\
+    #    reference's dependencies (REFENV, REFS: see make_fixtures.py):
+    $REFENV/venv/bin/python tools/parity/make_fixtures.py \\
+        --refs $REFS --timm-0.3.2 $REFENV/timm032 \\
         --check-base itpn_pixel --out work_dirs/parity_base
     # 2. here (mmmim's environment):
     python tools/parity/check_itpn_base.py \\

@@ -3,9 +3,10 @@
 Run by hand (not in CI), with a throw-away Python that has the reference
 code's old dependencies, never mmmim's venv::
 
-    REFENV=/work/refenv
+    REFENV=/path/to/refenv   # throw-away env with the reference deps
+    REFS=/path/to/refs       # git clones of the reference repositories
     $REFENV/venv/bin/python tools/parity/make_fixtures.py \\
-        --refs /work/refs --timm-0.3.2 $REFENV/timm032 \\
+        --refs $REFS --timm-0.3.2 $REFENV/timm032 \\
         --timm-0.6 $REFENV/timm0613 [--cases itpn_pixel,mae ...]
 
 ``--refs`` holds git clones of facebookresearch/mae (``mae``),

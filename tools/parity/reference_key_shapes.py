@@ -2,15 +2,15 @@
 reference code (no released checkpoint needed), for the parameter-count and
 name tests of the large and CLIP-L variants.
 
-Run with the reference's dependencies (see make_fixtures.py), once per
-reference folder:
+Run with the reference's dependencies (REFENV, REFS: see make_fixtures.py),
+once per reference folder:
 
-    /work/refenv/venv/bin/python tools/parity/reference_key_shapes.py \\
-        --refs /work/refs --timm-0.3.2 /work/refenv/timm032 --subdir itpn_pixel
-    /work/refenv/venv/bin/python tools/parity/reference_key_shapes.py \\
-        --refs /work/refs --timm-0.3.2 /work/refenv/timm032 --subdir itpn_clip
-    /work/refenv/venv/bin/python tools/parity/reference_key_shapes.py \\
-        --refs /work/refs --timm-0.3.2 /work/refenv/timm032 --subdir seg
+    $REFENV/venv/bin/python tools/parity/reference_key_shapes.py \\
+        --refs $REFS --timm-0.3.2 $REFENV/timm032 --subdir itpn_pixel
+    $REFENV/venv/bin/python tools/parity/reference_key_shapes.py \\
+        --refs $REFS --timm-0.3.2 $REFENV/timm032 --subdir itpn_clip
+    $REFENV/venv/bin/python tools/parity/reference_key_shapes.py \\
+        --refs $REFS --timm-0.3.2 $REFENV/timm032 --subdir seg
 
 Writes ``tests/data/official_keys/<name>.txt`` (``name<TAB>shape``, one per
 line, in the model's ``state_dict`` order, buffers included).
