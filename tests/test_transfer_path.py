@@ -305,7 +305,8 @@ def test_table_optimiser_lr_and_decay_per_parameter(task, start, tmp_path):
     tool = _transfer_demo()
     args = type('Args', (), dict(
         work_dir=str(tmp_path), canvas_train=20, canvas_val=2,
-        det_batch_size=2, seg_batch_size=2, det_iters=24, seg_iters=24))()
+        det_batch_size=2, seg_batch_size=2, det_iters=24, seg_iters=24,
+        det_lr=None, seg_lr=5e-4))()
     tool._canvas = lambda args: str(tmp_path / 'canvas')  # no data needed
     ckpts = dict(mae='mae.pth', itpn='itpn.pth')
     _, cfg, info = tool._finetune_cfg(args, task, start, 0.2, 0, ckpts)
@@ -314,6 +315,8 @@ def test_table_optimiser_lr_and_decay_per_parameter(task, start, tmp_path):
     pretrained = not start.startswith('scratch')
     d = (0.75 if family == 'vit' else 0.90) if pretrained else 1.0
     assert info['layer_decay'] == d
+    # --seg-lr sets every segmentation run's peak lr; detection keeps 2e-4
+    assert info['lr'] == (5e-4 if task == 'segment' else 2e-4)
     scope = 'mmdet' if task == 'detect' else 'mmseg'
     with DefaultScope.overwrite_default_scope(scope):
         model = _registry(scope).build(cfg.model)  # no init: no checkpoint

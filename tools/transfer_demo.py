@@ -335,6 +335,9 @@ def _finetune_cfg(args, task, start, fraction, seed, ckpts):
             dl.dataset.data_root = osp.join(root, 'ade')
     cfg.train_dataloader.batch_size = batch_size
     cfg.train_dataloader.dataset.indices = indices
+    lr = args.det_lr if task == 'detect' else args.seg_lr
+    if lr is not None:  # the same peak lr for every start
+        cfg.optim_wrapper.optimizer.lr = lr
     cfg.default_hooks.checkpoint = dict(  # nothing to keep
         type='CheckpointHook', interval=10**9, save_last=False)
     _test_only(cfg)
@@ -352,7 +355,7 @@ def _finetune_cfg(args, task, start, fraction, seed, ckpts):
             neck_init.checkpoint = ckpts[neck_from]
     info = dict(task=task, start=start, fraction=fraction, seed=seed,
                 labelled=len(indices), iters=iters,
-                batch_size=batch_size,
+                batch_size=batch_size, lr=cfg.optim_wrapper.optimizer.lr,
                 layer_decay=cfg.optim_wrapper.paramwise_cfg.layer_decay_rate,
                 backbone=backbone_from and ckpts[backbone_from],
                 neck=neck_from and ckpts[neck_from])
@@ -418,8 +421,9 @@ def table(args):
                                                    fraction, seed, ckpts)
                     done = _load_table(args).get(key)
                     if done is not None:
-                        budget = ('iters', 'batch_size', 'labelled')
-                        if any(done[k] != info[k] for k in budget):
+                        budget = ('iters', 'batch_size', 'labelled', 'lr')
+                        if any(done.get(k, info[k]) != info[k]
+                               for k in budget):
                             raise ValueError(
                                 f'{_table_path(args)} has {key} with another '
                                 'budget: use another --table or --work-dir')
@@ -547,6 +551,12 @@ def main(argv=None):
     table_args.add_argument('--det-batch-size', type=int, default=4)
     table_args.add_argument('--seg-iters', type=int, default=200)
     table_args.add_argument('--seg-batch-size', type=int, default=8)
+    table_args.add_argument('--det-lr', type=float,
+                            help="peak lr of every detection run (default: "
+                            "the config's, 2e-4)")
+    table_args.add_argument('--seg-lr', type=float,
+                            help="peak lr of every segmentation run "
+                            "(default: the config's, 3e-4)")
     args = parser.parse_args(argv)
     big = args.step in ('pretrain-canvas', 'table', 'report')
     if args.canvas_train is None:
