@@ -1,5 +1,5 @@
 # The grid behind the SimMIM demo (configs/demo/simmim_fashion-mnist.py) at
-# half its budget (400 x 128 images): masking unit and ratio, learning rate,
+# its budget (400 x 128 images): masking unit and ratio, learning rate,
 # the encoder (SimMIM's ViT vs MAE's with absolute sin-cos positions) and
 # per-patch normalised targets.
 #   python tools/analysis/ablate.py configs/ablations/simmim_demo.py
