@@ -297,6 +297,24 @@ NO_DECAY = ('pos_embed', 'cls_token', 'mask_token',
             'relative_position_bias_table')
 
 
+def test_table_layer_decay_override_only_for_pretrained_starts(tmp_path):
+    """``table --layer-decay`` replaces the config's rate of the pre-trained
+    starts; scratch starts keep 1.0."""
+    tool = _transfer_demo()
+    args = type('Args', (), dict(
+        work_dir=str(tmp_path), canvas_train=20, canvas_val=2,
+        det_batch_size=2, seg_batch_size=2, det_iters=24, seg_iters=24,
+        det_lr=None, seg_lr=None, layer_decay=0.5))()
+    tool._canvas = lambda args: str(tmp_path / 'canvas')
+    ckpts = dict(mae='mae.pth', itpn='itpn.pth')
+    for start, rate in [('mae', 0.5), ('itpn-integral', 0.5),
+                        ('scratch-vit', 1.0), ('scratch-hivit', 1.0)]:
+        _, cfg, info = tool._finetune_cfg(args, 'detect', start, 0.2, 0,
+                                          ckpts)
+        assert info['layer_decay'] == rate
+        assert cfg.optim_wrapper.paramwise_cfg.layer_decay_rate == rate
+
+
 @pytest.mark.parametrize('task,start', [('detect', 'scratch-vit'),
                                         ('detect', 'itpn-integral'),
                                         ('segment', 'mae'),
@@ -306,7 +324,7 @@ def test_table_optimiser_lr_and_decay_per_parameter(task, start, tmp_path):
     args = type('Args', (), dict(
         work_dir=str(tmp_path), canvas_train=20, canvas_val=2,
         det_batch_size=2, seg_batch_size=2, det_iters=24, seg_iters=24,
-        det_lr=None, seg_lr=5e-4))()
+        det_lr=None, seg_lr=5e-4, layer_decay=None))()
     tool._canvas = lambda args: str(tmp_path / 'canvas')  # no data needed
     ckpts = dict(mae='mae.pth', itpn='itpn.pth')
     _, cfg, info = tool._finetune_cfg(args, task, start, 0.2, 0, ckpts)

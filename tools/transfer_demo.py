@@ -348,6 +348,9 @@ def _finetune_cfg(args, task, start, fraction, seed, ckpts):
         cfg.optim_wrapper.paramwise_cfg.layer_decay_rate = 1.0
     else:
         bb_init.checkpoint = ckpts[backbone_from]
+        if args.layer_decay is not None:
+            cfg.optim_wrapper.paramwise_cfg.layer_decay_rate = \
+                args.layer_decay
     if neck_init is not None:
         if neck_from is None:
             cfg.model.neck.init_cfg = None
@@ -421,7 +424,8 @@ def table(args):
                                                    fraction, seed, ckpts)
                     done = _load_table(args).get(key)
                     if done is not None:
-                        budget = ('iters', 'batch_size', 'labelled', 'lr')
+                        budget = ('iters', 'batch_size', 'labelled', 'lr',
+                                  'layer_decay')
                         if any(done.get(k, info[k]) != info[k]
                                for k in budget):
                             raise ValueError(
