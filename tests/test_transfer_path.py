@@ -297,15 +297,22 @@ NO_DECAY = ('pos_embed', 'cls_token', 'mask_token',
             'relative_position_bias_table')
 
 
+def _table_tool(tmp_path, **options):
+    """transfer_demo.py and the ``table`` arguments of a tiny run (no canvas
+    data needed: only configs are built)."""
+    tool = _transfer_demo()
+    args = dict(work_dir=str(tmp_path), canvas_train=20, canvas_val=2,
+                det_batch_size=2, seg_batch_size=2, det_iters=24,
+                seg_iters=24, det_lr=None, seg_lr=None, layer_decay=None)
+    args.update(options)
+    tool._canvas = lambda args: str(tmp_path / 'canvas')
+    return tool, type('Args', (), args)()
+
+
 def test_table_layer_decay_override_only_for_pretrained_starts(tmp_path):
     """``table --layer-decay`` replaces the config's rate of the pre-trained
     starts; scratch starts keep 1.0."""
-    tool = _transfer_demo()
-    args = type('Args', (), dict(
-        work_dir=str(tmp_path), canvas_train=20, canvas_val=2,
-        det_batch_size=2, seg_batch_size=2, det_iters=24, seg_iters=24,
-        det_lr=None, seg_lr=None, layer_decay=0.5))()
-    tool._canvas = lambda args: str(tmp_path / 'canvas')
+    tool, args = _table_tool(tmp_path, layer_decay=0.5)
     ckpts = dict(mae='mae.pth', itpn='itpn.pth')
     for start, rate in [('mae', 0.5), ('itpn-integral', 0.5),
                         ('scratch-vit', 1.0), ('scratch-hivit', 1.0)]:
@@ -320,12 +327,7 @@ def test_table_layer_decay_override_only_for_pretrained_starts(tmp_path):
                                         ('segment', 'mae'),
                                         ('segment', 'scratch-hivit')])
 def test_table_optimiser_lr_and_decay_per_parameter(task, start, tmp_path):
-    tool = _transfer_demo()
-    args = type('Args', (), dict(
-        work_dir=str(tmp_path), canvas_train=20, canvas_val=2,
-        det_batch_size=2, seg_batch_size=2, det_iters=24, seg_iters=24,
-        det_lr=None, seg_lr=5e-4, layer_decay=None))()
-    tool._canvas = lambda args: str(tmp_path / 'canvas')  # no data needed
+    tool, args = _table_tool(tmp_path, seg_lr=5e-4)
     ckpts = dict(mae='mae.pth', itpn='itpn.pth')
     _, cfg, info = tool._finetune_cfg(args, task, start, 0.2, 0, ckpts)
     family = tool.STARTS[start][0]

@@ -426,8 +426,9 @@ def table(args):
                     if done is not None:
                         budget = ('iters', 'batch_size', 'labelled', 'lr',
                                   'layer_decay')
-                        if any(done.get(k, info[k]) != info[k]
-                               for k in budget):
+                        # a run recorded without one of them (an older
+                        # table) is another budget too
+                        if any(done.get(k) != info[k] for k in budget):
                             raise ValueError(
                                 f'{_table_path(args)} has {key} with another '
                                 'budget: use another --table or --work-dir')
