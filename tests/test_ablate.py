@@ -84,6 +84,46 @@ def test_two_point_grid_end_to_end_and_resume(tmp_path, capsys):
     assert os.path.getmtime(ckpt) == mtime and result['checkpoint'] == ckpt
     assert (out / 'r0.50' / 'result.json').is_file()
 
+    # the fingerprint of the config a point ran with (dumped by the runner)
+    # is the one of the config it was built from
+    r075 = grid_cfg['points'][1]
+    assert tool.point_fingerprint(grid_cfg, r075, 0, str(out / 'r0.75')) \
+        == tool.point_fingerprint(grid_cfg, r075, 0) \
+        == (out / 'r0.75' / 'fingerprint').read_text().strip()
+    assert tool.point_fingerprint(grid_cfg, grid_cfg['points'][0], 0) != \
+        tool.point_fingerprint(grid_cfg, r075, 0)
+
+    # another grid with r0.75's experiment (same options, other name and
+    # label) reuses its result; a point with other options is not matched
+    other = tmp_path / 'other_grid.py'
+    other.write_text(GRID.replace(
+        "for r in (0.5, 0.75)", "for r in (0.75, 0.25)").replace(
+        "name=f'r{r:.2f}'", "name=f'ratio{r}', label=f'ratio {r}'"))
+    other_out = tmp_path / 'other_grid'
+
+    def share(*flags):
+        args = tool.parse_args([str(other), '--work-dir', str(other_out),
+                                '--num-workers', '0', *flags])
+        tool.share_measured(args, tool.load_grid(str(other)), str(other_out))
+
+    share()
+    reused = json.load(open(other_out / 'ratio0.75' / 'result.json'))
+    source = json.load(open(out / 'r0.75' / 'result.json'))
+    assert reused['shared_with'] == 'out/r0.75'
+    assert reused['knn'] == source['knn'] and reused['name'] == 'ratio0.75'
+    assert reused['label'] == 'ratio 0.75'
+    assert not (other_out / 'ratio0.25').exists()
+    # ... unless --no-reuse; and the report names the shared point
+    assert (other_out / 'ratio0.75' / 'fingerprint').read_text() == \
+        (out / 'r0.75' / 'fingerprint').read_text()
+    text = tool.write_report(tool.load_grid(str(other)), str(other_out),
+                             [reused], 'cmd')
+    assert 'Measured once for several grids' in text
+    assert 'ratio 0.75 = out/r0.75' in text
+    os.remove(other_out / 'ratio0.75' / 'result.json')
+    share('--no-reuse')
+    assert not (other_out / 'ratio0.75' / 'result.json').exists()
+
 
 def test_pipeline_options_and_errors():
     tool = ablate()

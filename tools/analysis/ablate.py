@@ -18,6 +18,9 @@ Resumable: a point whose ``result.json`` exists is skipped; an interrupted
 pre-training resumes from its last checkpoint (saved every quarter of the
 run). The table (``<work-dir>/results.md``), the plot (``results.png``) and
 all numbers (``results.json``) are rewritten whenever the grid ends.
+A point that another grid has already measured with the identical config
+and evaluation (every MAE grid's default point, say) is not run again: its
+result is reused and the table says so (``--no-reuse`` runs it anyway).
 
 Grid files (``configs/ablations/*.py``, plain mmengine config syntax)::
 
@@ -49,6 +52,8 @@ sets ``key`` of the first transform of that type in the training pipeline
 """
 import argparse
 import copy
+import glob
+import hashlib
 import importlib.util
 import json
 import os
@@ -163,6 +168,69 @@ def point_config(grid: dict, point: dict, work_dir: str, num_workers: int):
     return cfg
 
 
+# the parts of a config that decide a run's numbers (not where it writes,
+# how it logs or whether it resumed; not the base file's helper variables)
+RUN_KEYS = ('model', 'data_preprocessor', 'train_dataloader', 'train_cfg',
+            'optim_wrapper', 'param_scheduler', 'randomness', 'custom_hooks',
+            'default_hooks', 'env_cfg', 'load_from', 'custom_imports')
+
+
+def fingerprint(cfg, evaluation: dict) -> str:
+    """What decides a point's numbers: the config's ``RUN_KEYS`` and the
+    grid's evaluation. Points of different grids with the same fingerprint
+    are one experiment (e.g. every MAE grid's default point)."""
+    cfg = {k: v for k, v in cfg.to_dict().items() if k in RUN_KEYS}
+    text = json.dumps(dict(config=cfg, evaluation=evaluation),
+                      sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def point_fingerprint(grid: dict, point: dict, num_workers: int,
+                      point_dir: Optional[str] = None) -> str:
+    """The fingerprint of the config a point ran with (``config.py`` in
+    ``point_dir``, if there) or would run with."""
+    from mmengine.config import Config
+    path = osp.join(point_dir, 'config.py') if point_dir else None
+    cfg = Config.fromfile(path) if path and osp.isfile(path) else \
+        point_config(grid, point, '', num_workers)
+    return fingerprint(cfg, grid['evaluation'])
+
+
+def write_fingerprint(point_dir: str, key: str) -> None:
+    with open(osp.join(point_dir, 'fingerprint'), 'w') as f:
+        f.write(key + '\n')
+
+
+def find_measured(out_dir: str, key: str) -> Optional[str]:
+    """A finished point with this fingerprint in another grid's work dir
+    (siblings of ``out_dir``), or None."""
+    pattern = osp.join(osp.dirname(out_dir), '*', '*', 'fingerprint')
+    for path in sorted(glob.glob(pattern)):
+        point_dir = osp.dirname(path)
+        if osp.dirname(point_dir) == out_dir or not osp.isfile(
+                osp.join(point_dir, 'result.json')):
+            continue
+        with open(path) as f:
+            if f.read().strip() == key:
+                return point_dir
+    return None
+
+
+def reuse_result(point: dict, source_dir: str, point_dir: str) -> dict:
+    """Record ``source_dir``'s result as this point's (same experiment)."""
+    with open(osp.join(source_dir, 'result.json')) as f:
+        result = json.load(f)
+    result.update(name=point['name'], x=point.get('x'),
+                  label=point.get('label', point['name']),
+                  options=point.get('options', {}),
+                  shared_with=osp.join(osp.basename(osp.dirname(source_dir)),
+                                       osp.basename(source_dir)))
+    os.makedirs(point_dir, exist_ok=True)
+    with open(osp.join(point_dir, 'result.json'), 'w') as f:
+        json.dump(result, f, indent=2)
+    return result
+
+
 def checkpoint_of(work_dir: str) -> Optional[str]:
     """The checkpoint ``last_checkpoint`` names (relative to the work dir, or
     an older absolute path), if it exists."""
@@ -182,6 +250,7 @@ def run_point(grid: dict, point: dict, out_dir: str,
     cfg = point_config(grid, point, point_dir, num_workers)
     config_path = osp.join(point_dir, 'config.py')
     cfg.dump(config_path)
+    write_fingerprint(point_dir, fingerprint(cfg, grid['evaluation']))
     max_iters = int(cfg.train_cfg['max_iters'])
     result = dict(name=name, x=point.get('x'), label=point.get('label', name),
                   options=point.get('options', {}), max_iters=max_iters)
@@ -345,6 +414,11 @@ def write_report(grid: dict, out_dir: str, results: List[dict],
                     'iterations' if budget else '')
                  + f'; kNN / linear probe on {ev["num_train"]} training / '
                  f'{ev["num_test"]} test images.')
+    shared = [f'{r.get("label", r["name"])} = {r["shared_with"]}'
+              for r in results if r.get('shared_with')]
+    if shared:
+        lines.append('Measured once for several grids (identical config and '
+                     'evaluation): ' + '; '.join(shared) + '.')
     lines += ['', f'Command: `{command}`', '']
     text = '\n'.join(lines)
     with open(osp.join(out_dir, 'results.md'), 'w') as f:
@@ -420,7 +494,35 @@ def prepare(grid: dict, env: dict) -> None:
             raise RuntimeError(f'{step["command"]} did not create {creates}')
 
 
+def share_measured(args, grid: dict, out_dir: str,
+                   reuse: bool = True) -> None:
+    """Fingerprint the finished points (older runs have none) and, with
+    ``reuse``, take the result of an identical point another grid has
+    measured."""
+    import mmmim  # noqa: F401
+    for point in grid['points']:
+        point_dir = osp.join(out_dir, point['name'])
+        finished = osp.isfile(osp.join(point_dir, 'result.json'))
+        if finished and osp.isfile(osp.join(point_dir, 'fingerprint')):
+            continue
+        if not finished and (not reuse or args.no_reuse or (
+                args.only and point['name'] not in args.only)):
+            continue
+        key = point_fingerprint(grid, point, args.num_workers,
+                                point_dir if finished else None)
+        if not finished:
+            source = find_measured(out_dir, key)
+            if source is None:
+                continue
+            result = reuse_result(point, source, point_dir)
+            print(f'  {point["name"]}: the same experiment as '
+                  f'{result["shared_with"]} (identical config and '
+                  'evaluation), its result is reused', flush=True)
+        write_fingerprint(point_dir, key)
+
+
 def run_grid(args, grid: dict, out_dir: str) -> List[dict]:
+    share_measured(args, grid, out_dir)
     todo = [p for p in grid['points']
             if (not args.only or p['name'] in args.only)
             and not osp.isfile(osp.join(out_dir, p['name'], 'result.json'))]
@@ -496,6 +598,9 @@ def parse_args(argv=None):
     parser.add_argument('--num-workers', type=int, default=1,
                         help='dataloader workers per point')
     parser.add_argument('--only', nargs='+', help='run only these points')
+    parser.add_argument('--no-reuse', action='store_true',
+                        help='run every point, even one another grid has '
+                        'measured with the identical config and evaluation')
     parser.add_argument('--dry-run', action='store_true',
                         help='write every point config and exit')
     parser.add_argument('--report-only', action='store_true',
@@ -536,7 +641,11 @@ def main(argv=None) -> int:
             cfg.dump(osp.join(point_dir, 'config.py'))
             print(osp.join(point_dir, 'config.py'))
         return 0
-    failed = [] if args.report_only else run_grid(args, grid, out_dir)
+    if args.report_only:
+        share_measured(args, grid, out_dir, reuse=False)
+        failed = []
+    else:
+        failed = run_grid(args, grid, out_dir)
     command = 'python tools/analysis/ablate.py ' + osp.relpath(
         osp.abspath(args.grid), ROOT)
     text = write_report(grid, out_dir, collect(grid, out_dir), command)
