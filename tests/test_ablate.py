@@ -113,6 +113,12 @@ def test_two_point_grid_end_to_end_and_resume(tmp_path, capsys):
     assert reused['knn'] == source['knn'] and reused['name'] == 'ratio0.75'
     assert reused['label'] == 'ratio 0.75'
     assert not (other_out / 'ratio0.25').exists()
+    # a third grid reusing the reused point names the measured one
+    third = tmp_path / 'third_grid'
+    tool.reuse_result(dict(name='p'), str(other_out / 'ratio0.75'),
+                      str(third / 'p'))
+    assert json.load(open(third / 'p' / 'result.json'))['shared_with'] == \
+        'out/r0.75'
     # ... unless --no-reuse; and the report names the shared point
     assert (other_out / 'ratio0.75' / 'fingerprint').read_text() == \
         (out / 'r0.75' / 'fingerprint').read_text()

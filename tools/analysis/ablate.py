@@ -217,14 +217,15 @@ def find_measured(out_dir: str, key: str) -> Optional[str]:
 
 
 def reuse_result(point: dict, source_dir: str, point_dir: str) -> dict:
-    """Record ``source_dir``'s result as this point's (same experiment)."""
+    """Record ``source_dir``'s result as this point's (same experiment),
+    naming the point that was measured (also when the source reused it)."""
     with open(osp.join(source_dir, 'result.json')) as f:
         result = json.load(f)
+    measured = result.get('shared_with') or osp.join(
+        osp.basename(osp.dirname(source_dir)), osp.basename(source_dir))
     result.update(name=point['name'], x=point.get('x'),
                   label=point.get('label', point['name']),
-                  options=point.get('options', {}),
-                  shared_with=osp.join(osp.basename(osp.dirname(source_dir)),
-                                       osp.basename(source_dir)))
+                  options=point.get('options', {}), shared_with=measured)
     os.makedirs(point_dir, exist_ok=True)
     with open(osp.join(point_dir, 'result.json'), 'w') as f:
         json.dump(result, f, indent=2)
