@@ -119,13 +119,14 @@ def test_two_point_grid_end_to_end_and_resume(tmp_path, capsys):
                       str(third / 'p'))
     assert json.load(open(third / 'p' / 'result.json'))['shared_with'] == \
         'out/r0.75'
-    # ... unless --no-reuse; and the report names the shared point
+    # the reused point carries the fingerprint; the report names its source
     assert (other_out / 'ratio0.75' / 'fingerprint').read_text() == \
         (out / 'r0.75' / 'fingerprint').read_text()
     text = tool.write_report(tool.load_grid(str(other)), str(other_out),
                              [reused], 'cmd')
     assert 'Measured once for several grids' in text
     assert 'ratio 0.75 = out/r0.75' in text
+    # --no-reuse: nothing is taken over
     os.remove(other_out / 'ratio0.75' / 'result.json')
     share('--no-reuse')
     assert not (other_out / 'ratio0.75' / 'result.json').exists()
