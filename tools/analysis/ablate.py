@@ -500,7 +500,6 @@ def share_measured(args, grid: dict, out_dir: str,
     """Fingerprint the finished points (older runs have none) and, with
     ``reuse``, take the result of an identical point another grid has
     measured."""
-    import mmmim  # noqa: F401
     for point in grid['points']:
         point_dir = osp.join(out_dir, point['name'])
         finished = osp.isfile(osp.join(point_dir, 'result.json'))
