@@ -28,4 +28,10 @@ points = [
                                     target_dims=(128, 64, 32)),
              'model.target_generator': dict(type='iTPNEMATeacher',
                                             momentum=1e-2)})),
+    # the two pyramid layouts again with another training seed (the random
+    # init of the kNN baseline stays seed 0): how far a point moves by chance
+    dict(name='pyramid_seed1', label='pyramid (iTPN pixel), seed 1',
+         options={'randomness.seed': 1}),
+    dict(name='pyramid_stem_seed1', label='pyramid, stem mask token, seed 1',
+         options=dict(_stem, **{'randomness.seed': 1})),
 ]
