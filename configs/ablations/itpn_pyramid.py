@@ -7,13 +7,7 @@ paper = ('iTPN (Tian et al., CVPR 2023) ablation: pre-training the '
          'feature pyramid together with the backbone, and supervising its '
          'stages with masked feature modeling, each add accuracy on '
          'ImageNet fine-tuning and more on COCO / ADE20K.')
-common = {
-    'train_cfg.max_iters': 400,
-    'param_scheduler.0.end': 50,
-    'param_scheduler.1.begin': 50,
-    'param_scheduler.1.T_max': 350,
-    'param_scheduler.1.end': 400,
-}
+_base_ = ['./_base_/mae_budget.py']  # 400 x 128 images, warm-up 50
 _stem = {'model.backbone.mask_mode': 'stem_token'}
 points = [
     dict(name='no_pyramid', label='no pyramid (HiViT MAE)', options={

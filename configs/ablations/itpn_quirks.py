@@ -12,13 +12,7 @@ paper = ('Not a paper ablation: the reference pre-training code adds a '
          'position tables (itpn_pixel/models/models_itpn.py:318-335, '
          'models_itpn_mim.py _init_weights). mmmim reproduces both by '
          'default; this grid measures what they do at demo scale.')
-common = {
-    'train_cfg.max_iters': 400,
-    'param_scheduler.0.end': 50,
-    'param_scheduler.1.begin': 50,
-    'param_scheduler.1.T_max': 350,
-    'param_scheduler.1.end': 400,
-}
+_base_ = ['./_base_/mae_budget.py']  # 400 x 128 images, warm-up 50
 points = [
     dict(name='reference', label='reference quirks (default)', options={}),
     dict(name='stored_pos', label='stored position table',
