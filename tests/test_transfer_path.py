@@ -426,3 +426,43 @@ def test_report_means_spreads_and_curves(tmp_path, capsys):
     assert '| labelled | start | iter 100 | iter 300 |' in out
     assert '| 5% | mae | 6 (2) | 12 (2) |' in out
     assert 'scratch-vit | ' not in out.split('during training')[1]
+
+
+# ------------------------------------------------- pre-training options
+def test_pretrain_options_reach_the_pretraining_and_are_checked(tmp_path):
+    """``--pretrain-options METHOD.KEY=VALUE`` parses values as mmengine's
+    ``--cfg-options`` does, groups them per method, and a work dir whose
+    pre-training was recorded with other options refuses to reuse it."""
+    tool = _transfer_demo()
+    seen = {}
+    tool.pretrain_canvas = lambda args: seen.update(args.pretrain_options)
+    tool.main(['pretrain-canvas', '--work-dir', str(tmp_path),
+               '--pretrain-options',
+               'itpn.model.backbone.reference_init=False',
+               'itpn.model.mask_ratio=0.6', 'mae.model.head.norm_pix=True'])
+    assert seen == {'itpn': {'model.backbone.reference_init': False,
+                             'model.mask_ratio': 0.6},
+                    'mae': {'model.head.norm_pix': True}}
+    with pytest.raises(SystemExit):
+        tool.main(['pretrain-canvas', '--work-dir', str(tmp_path),
+                   '--pretrain-options', 'simmim.model.x=1'])
+
+    # a finished pre-training, recorded with one option
+    ckpt = tmp_path / 'pretrain_itpn' / 'iter_400.pth'
+    ckpt.parent.mkdir()
+    ckpt.write_bytes(b'')
+    with open(tmp_path / 'results.json', 'w') as f:
+        json.dump({'pretrain_itpn': dict(
+            iters=400, checkpoint=str(ckpt),
+            options={'model.backbone.reference_init': False})}, f)
+
+    def args(options):
+        return type('Args', (), dict(work_dir=str(tmp_path),
+                                     pretrain_iters=400,
+                                     pretrain_options=options))()
+
+    same = {'itpn': {'model.backbone.reference_init': False}}
+    assert tool.canvas_pretrain(args(same), 'itpn') == str(ckpt)
+    for other in ({}, {'itpn': {'model.backbone.reference_init': True}}):
+        with pytest.raises(ValueError, match='pre-trained with options'):
+            tool.canvas_pretrain(args(other), 'itpn')

@@ -40,6 +40,9 @@ It is resumable: the pre-trainings resume from their last checkpoint,
 finished fine-tuning runs (keys ``task/start/fraction/seed`` of
 ``<work-dir>/table.json``) are skipped, each new one is appended when it
 ends. ``report`` prints the mean, spread and count of every cell.
+``--pretrain-options itpn.model.backbone.reference_init=False`` changes a
+pre-training's config (recorded in ``<work-dir>/results.json``; a work dir
+keeps one pre-training per method).
 """
 import argparse
 import json
@@ -50,7 +53,7 @@ import sys
 import time
 
 import numpy as np
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
@@ -277,10 +280,21 @@ def canvas_pretrain(args, method):
     iters = args.pretrain_iters
     work_dir = osp.join(args.work_dir, f'pretrain_{method}')
     ckpt = osp.join(work_dir, f'iter_{iters}.pth')
+    options = args.pretrain_options.get(method, {})
+    path = osp.join(args.work_dir, 'results.json')
+    done = json.load(open(path)).get(f'pretrain_{method}') \
+        if osp.isfile(path) else None
+    # a checkpoint made with other options is another pre-training
+    if done is not None and done.get('options', {}) != options:
+        raise ValueError(
+            f'{work_dir} was pre-trained with options '
+            f"{done.get('options', {})}, not {options}: use another "
+            '--work-dir')
     if osp.isfile(ckpt):
         return ckpt
     root = _canvas(args)
     cfg = Config.fromfile(PRETRAIN_CFG[method])
+    cfg.merge_from_dict(options)
     cfg.work_dir = work_dir
     cfg.experiment_name = f'pretrain_{method}'
     cfg.train_dataloader.dataset.data_root = osp.join(root, 'coco')
@@ -296,11 +310,14 @@ def canvas_pretrain(args, method):
         interval=min(args.pretrain_ckpt_interval, iters), max_keep_ckpts=1)
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=20)
     cfg.resume = True
+    # recorded before training, so that a resumed run is checked too
+    _record(args.work_dir, f'pretrain_{method}',
+            dict(iters=iters, config=PRETRAIN_CFG[method], options=options))
     t0 = time.time()
     Runner.from_cfg(cfg).train()
     _record(args.work_dir, f'pretrain_{method}',
             dict(iters=iters, checkpoint=ckpt, config=PRETRAIN_CFG[method],
-                 minutes=round((time.time() - t0) / 60, 1)))
+                 options=options, minutes=round((time.time() - t0) / 60, 1)))
     return ckpt
 
 
@@ -547,6 +564,12 @@ def main(argv=None):
     table_args.add_argument('--pretrain-iters', type=int, default=400)
     table_args.add_argument('--pretrain-ckpt-interval', type=int,
                             default=100)
+    table_args.add_argument(
+        '--pretrain-options', nargs='+', action=DictAction, default={},
+        metavar='METHOD.KEY=VALUE',
+        help='config options of a canvas pre-training, e.g. '
+        'itpn.model.backbone.reference_init=False (recorded with it; a '
+        'work dir keeps one set)')
     table_args.add_argument('--table', default='table',
                             help='results go to <work-dir>/<table>.json')
     table_args.add_argument('--eval-interval', type=int, default=0,
@@ -565,6 +588,15 @@ def main(argv=None):
                             help='peak lr of every segmentation run (the '
                             "configs' is 3e-4)")
     args = parser.parse_args(argv)
+    # {'itpn.model.x': v} -> {'itpn': {'model.x': v}}
+    options = {}
+    for name, value in args.pretrain_options.items():
+        method, _, key = name.partition('.')
+        if method not in PRETRAIN_CFG or not key:
+            parser.error(f'--pretrain-options {name}: expected METHOD.KEY, '
+                         f'METHOD one of {sorted(PRETRAIN_CFG)}')
+        options.setdefault(method, {})[key] = value
+    args.pretrain_options = options
     big = args.step in ('pretrain-canvas', 'table', 'report')
     if args.canvas_train is None:
         args.canvas_train = 1000 if big else 400
