@@ -453,16 +453,44 @@ def test_pretrain_options_reach_the_pretraining_and_are_checked(tmp_path):
     ckpt.write_bytes(b'')
     with open(tmp_path / 'results.json', 'w') as f:
         json.dump({'pretrain_itpn': dict(
-            iters=400, checkpoint=str(ckpt),
+            iters=400, checkpoint=str(ckpt), config=tool.PRETRAIN_CFG['itpn'],
             options={'model.backbone.reference_init': False})}, f)
 
-    def args(options):
+    def args(options, config={}):
         return type('Args', (), dict(work_dir=str(tmp_path),
                                      pretrain_iters=400,
+                                     pretrain_config=config,
                                      pretrain_options=options))()
 
     same = {'itpn': {'model.backbone.reference_init': False}}
     assert tool.canvas_pretrain(args(same), 'itpn') == str(ckpt)
-    for other in ({}, {'itpn': {'model.backbone.reference_init': True}}):
-        with pytest.raises(ValueError, match='pre-trained with options'):
-            tool.canvas_pretrain(args(other), 'itpn')
+    for other in (args({}),
+                  args({'itpn': {'model.backbone.reference_init': True}}),
+                  args(same, {'itpn': 'configs/demo/other.py'})):
+        with pytest.raises(ValueError, match='was pre-trained with'):
+            tool.canvas_pretrain(other, 'itpn')
+
+
+def test_pretrain_config_replaces_the_canvas_pretraining(tmp_path):
+    """``--pretrain-config mae=...`` (the positive control) is the config
+    the pre-training builds; the garments config keeps the canvas encoder
+    and reads Fashion-MNIST at 64 px, which the tool leaves alone."""
+    tool = _transfer_demo()
+    seen = {}
+    tool.pretrain_canvas = lambda args: seen.update(args.pretrain_config)
+    garments = 'configs/demo/mae_canvas_garments.py'
+    tool.main(['pretrain-canvas', '--work-dir', str(tmp_path),
+               '--pretrain-config', f'mae={garments}'])
+    assert seen == {'mae': garments}
+    with pytest.raises(SystemExit):
+        tool.main(['pretrain-canvas', '--work-dir', str(tmp_path),
+                   '--pretrain-config', f'simmim={garments}'])
+    cfg, canvas = (Config.fromfile(c) for c in
+                   (garments, tool.PRETRAIN_CFG['mae']))
+    assert cfg.model == canvas.model
+    ds = cfg.train_dataloader.dataset
+    assert (ds.type, ds.split, ds.img_size) == ('FashionMNISTIDX', 'train',
+                                                64)
+    assert 'data_root' not in ds
+    assert [t.type for t in ds.pipeline] == [
+        t.type for t in canvas.train_dataloader.dataset.pipeline[1:]]

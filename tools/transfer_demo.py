@@ -41,8 +41,9 @@ finished fine-tuning runs (keys ``task/start/fraction/seed`` of
 ``<work-dir>/table.json``) are skipped, each new one is appended when it
 ends. ``report`` prints the mean, spread and count of every cell.
 ``--pretrain-options itpn.model.backbone.reference_init=False`` changes a
-pre-training's config (recorded in ``<work-dir>/results.json``; a work dir
-keeps one pre-training per method).
+pre-training's config, ``--pretrain-config mae=...`` replaces it (both
+recorded in ``<work-dir>/results.json``; a work dir keeps one pre-training
+per method).
 """
 import argparse
 import json
@@ -280,24 +281,30 @@ def canvas_pretrain(args, method):
     iters = args.pretrain_iters
     work_dir = osp.join(args.work_dir, f'pretrain_{method}')
     ckpt = osp.join(work_dir, f'iter_{iters}.pth')
+    config = args.pretrain_config.get(method, PRETRAIN_CFG[method])
     options = args.pretrain_options.get(method, {})
     path = osp.join(args.work_dir, 'results.json')
     done = json.load(open(path)).get(f'pretrain_{method}') \
         if osp.isfile(path) else None
-    # a checkpoint made with other options is another pre-training
-    if done is not None and done.get('options', {}) != options:
+    # a checkpoint made with another config or options is another
+    # pre-training
+    if done is not None and (done['config'], done.get('options', {})) != (
+            config, options):
         raise ValueError(
-            f'{work_dir} was pre-trained with options '
-            f"{done.get('options', {})}, not {options}: use another "
-            '--work-dir')
+            f"{work_dir} was pre-trained with {done['config']} and options "
+            f"{done.get('options', {})}, not {config} and {options}: use "
+            'another --work-dir')
     if osp.isfile(ckpt):
         return ckpt
     root = _canvas(args)
-    cfg = Config.fromfile(PRETRAIN_CFG[method])
+    cfg = Config.fromfile(config)
     cfg.merge_from_dict(options)
     cfg.work_dir = work_dir
     cfg.experiment_name = f'pretrain_{method}'
-    cfg.train_dataloader.dataset.data_root = osp.join(root, 'coco')
+    # the canvas images (a --pretrain-config may read another data set:
+    # configs/demo/mae_canvas_garments.py)
+    if cfg.train_dataloader.dataset.type == 'CustomDataset':
+        cfg.train_dataloader.dataset.data_root = osp.join(root, 'coco')
     cfg.train_dataloader.persistent_workers = False
     warmup = max(iters // 10, 1)
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=iters)
@@ -312,11 +319,11 @@ def canvas_pretrain(args, method):
     cfg.resume = True
     # recorded before training, so that a resumed run is checked too
     _record(args.work_dir, f'pretrain_{method}',
-            dict(iters=iters, config=PRETRAIN_CFG[method], options=options))
+            dict(iters=iters, config=config, options=options))
     t0 = time.time()
     Runner.from_cfg(cfg).train()
     _record(args.work_dir, f'pretrain_{method}',
-            dict(iters=iters, checkpoint=ckpt, config=PRETRAIN_CFG[method],
+            dict(iters=iters, checkpoint=ckpt, config=config,
                  options=options, minutes=round((time.time() - t0) / 60, 1)))
     return ckpt
 
@@ -565,6 +572,11 @@ def main(argv=None):
     table_args.add_argument('--pretrain-ckpt-interval', type=int,
                             default=100)
     table_args.add_argument(
+        '--pretrain-config', nargs='+', action=DictAction, default={},
+        metavar='METHOD=CONFIG',
+        help='another pre-training config for a method, e.g. '
+        'mae=configs/demo/mae_canvas_garments.py (the positive control)')
+    table_args.add_argument(
         '--pretrain-options', nargs='+', action=DictAction, default={},
         metavar='METHOD.KEY=VALUE',
         help='config options of a canvas pre-training, e.g. '
@@ -597,6 +609,10 @@ def main(argv=None):
                          f'METHOD one of {sorted(PRETRAIN_CFG)}')
         options.setdefault(method, {})[key] = value
     args.pretrain_options = options
+    for method in args.pretrain_config:
+        if method not in PRETRAIN_CFG:
+            parser.error(f'--pretrain-config {method}: expected one of '
+                         f'{sorted(PRETRAIN_CFG)}')
     big = args.step in ('pretrain-canvas', 'table', 'report')
     if args.canvas_train is None:
         args.canvas_train = 1000 if big else 400
