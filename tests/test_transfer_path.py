@@ -464,6 +464,15 @@ def test_pretrain_options_reach_the_pretraining_and_are_checked(tmp_path):
 
     same = {'itpn': {'model.backbone.reference_init': False}}
     assert tool.canvas_pretrain(args(same), 'itpn') == str(ckpt)
+    # a tuple option reads back from JSON as a list: still the same
+    with open(tmp_path / 'results.json', 'w') as f:
+        json.dump({'pretrain_itpn': dict(
+            iters=400, checkpoint=str(ckpt), config=tool.PRETRAIN_CFG['itpn'],
+            options={'model.backbone.reference_init': False,
+                     'model.backbone.out_indices': (1, 2)})}, f)
+    tupled = {'itpn': {'model.backbone.reference_init': False,
+                       'model.backbone.out_indices': (1, 2)}}
+    assert tool.canvas_pretrain(args(tupled), 'itpn') == str(ckpt)
     for other in (args({}),
                   args({'itpn': {'model.backbone.reference_init': True}}),
                   args(same, {'itpn': 'configs/demo/other.py'})):

@@ -288,8 +288,9 @@ def canvas_pretrain(args, method):
         if osp.isfile(path) else None
     # a checkpoint made with another config or options is another
     # pre-training
+    # (compared as stored: JSON turns tuples into lists)
     if done is not None and (done['config'], done.get('options', {})) != (
-            config, options):
+            config, json.loads(json.dumps(options))):
         raise ValueError(
             f"{work_dir} was pre-trained with {done['config']} and options "
             f"{done.get('options', {})}, not {config} and {options}: use "
