@@ -203,6 +203,58 @@ def test_vit_features_at_first_step_equal_the_pretrained_encoder(
         torch.testing.assert_close(f, ref[i], atol=1e-5, rtol=1e-5)
 
 
+def test_permuted_control_keeps_every_tensors_values_not_its_order(
+        pretrained, tmp_path):
+    """``mae-permuted``: the MAE checkpoint's tensors shuffled entry by
+    entry (same values, so the same scale; other order), loaded in full
+    into the detector like the checkpoint itself, with MAE's layer decay."""
+    tool = _transfer_demo()
+    pre, src = pretrained['mae_canvas']
+    ckpt = str(tmp_path / 'iter_400.pth')
+    torch.save(torch.load(src), ckpt)
+    out = tool.permuted_checkpoint(ckpt)
+    assert out == str(tmp_path / 'iter_400_permuted.pth')
+    orig, perm = torch.load(ckpt)['state_dict'], torch.load(out)['state_dict']
+    assert torch.load(out)['meta'] == dict(permuted_from=ckpt, seed=0)
+    assert list(perm) == list(orig)
+    for k, v in orig.items():
+        assert perm[k].shape == v.shape and perm[k].dtype == v.dtype
+        torch.testing.assert_close(perm[k].flatten().sort().values,
+                                   v.flatten().sort().values, rtol=0, atol=0)
+        if v.numel() > 1 and v.is_floating_point():
+            assert not torch.equal(perm[k], v), k
+    # written once: a second call reuses the file, another seed differs
+    mtime = osp.getmtime(out)
+    assert tool.permuted_checkpoint(ckpt) == out
+    assert osp.getmtime(out) == mtime
+    torch.save(torch.load(src), str(tmp_path / 'other.pth'))
+    again = torch.load(tool.permuted_checkpoint(str(tmp_path / 'other.pth'),
+                                                seed=1))['state_dict']
+    assert not torch.equal(again['backbone.pos_embed'],
+                           perm['backbone.pos_embed'])
+    # the start: the permuted file, MAE's layer decay, every tensor loaded
+    _, targs = _table_tool(tmp_path)
+    _, cfg, info = tool._finetune_cfg(targs, 'detect', 'mae-permuted', 0.05,
+                                      0, {'mae-permuted': out})
+    assert info['backbone'] == out and info['layer_decay'] == 0.75
+    assert cfg.model.backbone.init_cfg.checkpoint == out
+    model = _downstream(MAE_CDET, out)
+    report = model.backbone.pretrained_load_report
+    assert report.missing == [] and report.mismatched == []
+    loaded = model.backbone.state_dict()
+    for k in report.loaded:
+        torch.testing.assert_close(loaded[k], perm['backbone.' + k])
+    # a control: run when asked for, not part of the default table
+    seen = {}
+    tool.table = lambda args: seen.update(starts=args.starts)
+    tool.main(['table', '--work-dir', str(tmp_path)])
+    assert seen['starts'] == ['scratch-vit', 'mae', 'scratch-hivit',
+                              'itpn-fresh', 'itpn-integral']
+    tool.main(['table', '--work-dir', str(tmp_path), '--starts',
+               'mae-permuted'])
+    assert seen['starts'] == ['mae-permuted']
+
+
 def _itpn_ref(pre, x):
     """Pre-trained backbone maps (strides 2, 4, 8) and pyramid levels."""
     bb, neck = pre.backbone, pre.neck

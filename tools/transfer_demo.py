@@ -34,7 +34,10 @@ tasks) with the same iterations and batch for every start:
 - ``scratch-hivit``: the iTPN configs' HiViT and pyramid, random init, no
   layer decay;
 - ``itpn-fresh``: the HiViT from the iTPN pre-training, a fresh pyramid;
-- ``itpn-integral``: the HiViT *and* the pyramid from the pre-training.
+- ``itpn-integral``: the HiViT *and* the pyramid from the pre-training;
+- ``mae-permuted`` (a control, not in the default table): the MAE
+  checkpoint with every tensor's entries shuffled: the pre-trained weights'
+  scale without what they learned.
 
 It is resumable: the pre-trainings resume from their last checkpoint,
 finished fine-tuning runs (keys ``task/start/fraction/seed`` of
@@ -54,9 +57,12 @@ import sys
 import time
 
 import numpy as np
+import torch
 from mmengine.config import Config, DictAction
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
+
+from mmmim.utils.checkpoint import load_checkpoint_file, unwrap_state_dict
 
 CLS_CFG = 'configs/benchmarks/classification/demo_mae-vit_ft_fashion-mnist.py'
 DET_CFG = ('configs/benchmarks/mask_rcnn/'
@@ -79,7 +85,11 @@ STARTS = {
     'scratch-hivit': ('hivit', None, None),
     'itpn-fresh': ('hivit', 'itpn', None),
     'itpn-integral': ('hivit', 'itpn', 'itpn'),
+    # control: the MAE checkpoint with the entries of every tensor shuffled
+    # (each tensor keeps its values, hence its scale; what was learned goes)
+    'mae-permuted': ('vit', 'mae-permuted', None),
 }
+CONTROLS = ('mae-permuted', )  # run on request (--starts), not by default
 TASK_CFG = dict(detect=dict(vit=MAE_DET_CFG, hivit=ITPN_DET_CFG),
                 segment=dict(vit=MAE_SEG_CFG, hivit=ITPN_SEG_CFG))
 
@@ -329,6 +339,36 @@ def canvas_pretrain(args, method):
     return ckpt
 
 
+def permuted_checkpoint(ckpt, seed=0):
+    """``ckpt`` with the entries of every floating tensor of its state dict
+    randomly permuted (written once beside it, ``*_permuted.pth``).
+
+    A control for what a pre-trained start brings: the permuted tensors
+    keep their values, norms and spread, the structure the pre-training
+    learned is gone.
+    """
+    out = ckpt[:-len('.pth')] + '_permuted.pth'
+    if osp.isfile(out):
+        return out
+    state = unwrap_state_dict(load_checkpoint_file(ckpt))
+    gen = torch.Generator().manual_seed(seed)
+    permuted = {
+        k: (v.flatten()[torch.randperm(v.numel(), generator=gen)].view_as(v)
+            if v.is_floating_point() else v)
+        for k, v in state.items()}
+    torch.save(dict(state_dict=permuted,
+                    meta=dict(permuted_from=ckpt, seed=seed)), out)
+    return out
+
+
+def pretrained_checkpoint(args, source):
+    """The checkpoint of a start's ``source`` (``mae``, ``itpn`` or
+    ``mae-permuted``), pre-training it first where needed."""
+    method, _, variant = source.partition('-')
+    ckpt = canvas_pretrain(args, method)
+    return permuted_checkpoint(ckpt) if variant == 'permuted' else ckpt
+
+
 def pretrain_canvas(args):
     """Only the pre-trainings of ``table`` (MAE and iTPN on the canvases)."""
     for method in ('mae', 'itpn'):
@@ -439,7 +479,7 @@ def table(args):
     """Every (task, start, fraction, seed) run not in the table yet."""
     os.makedirs(args.work_dir, exist_ok=True)
     _canvas(args)
-    ckpts = {m: canvas_pretrain(args, m)
+    ckpts = {m: pretrained_checkpoint(args, m)
              for m in sorted({STARTS[s][1] for s in args.starts} - {None})}
     for seed in args.seeds:
         for fraction in args.fractions:
@@ -562,7 +602,8 @@ def main(argv=None):
     table_args.add_argument('--tasks', nargs='+',
                             default=['segment', 'detect'],
                             choices=['segment', 'detect'])
-    table_args.add_argument('--starts', nargs='+', default=list(STARTS),
+    table_args.add_argument('--starts', nargs='+',
+                            default=[s for s in STARTS if s not in CONTROLS],
                             choices=list(STARTS))
     table_args.add_argument('--fractions', nargs='+', type=float,
                             default=[0.05, 0.2, 1.0],
