@@ -255,6 +255,29 @@ def test_permuted_control_keeps_every_tensors_values_not_its_order(
     assert seen['starts'] == ['mae-permuted']
 
 
+def test_permuted_pyramid_control_loads_the_pyramid_from_the_shuffled_copy(
+        tmp_path):
+    """``itpn-permuted-pyramid``: the pre-trained HiViT, the pyramid from
+    the shuffled checkpoint (``table`` asks for the neck's source too)."""
+    tool = _transfer_demo()
+    tool._canvas = lambda args: str(tmp_path / 'canvas')
+    asked, runs = [], []
+    tool.pretrained_checkpoint = lambda args, src: asked.append(src) or \
+        f'{src}.pth'
+    tool._finetune = lambda cfg, info, task, interval: runs.append(
+        (cfg, info))
+    tool.main(['table', '--work-dir', str(tmp_path), '--starts',
+               'itpn-permuted-pyramid', '--tasks', 'detect', '--fractions',
+               '0.05', '--seeds', '0'])
+    assert sorted(asked) == ['itpn', 'itpn-permuted']
+    (cfg, info), = runs
+    assert (info['backbone'], info['neck']) == ('itpn.pth',
+                                                'itpn-permuted.pth')
+    assert cfg.model.backbone.init_cfg.checkpoint == 'itpn.pth'
+    assert cfg.model.neck.init_cfg.checkpoint == 'itpn-permuted.pth'
+    assert info['layer_decay'] == 0.9
+
+
 def _itpn_ref(pre, x):
     """Pre-trained backbone maps (strides 2, 4, 8) and pyramid levels."""
     bb, neck = pre.backbone, pre.neck

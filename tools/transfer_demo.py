@@ -35,9 +35,10 @@ tasks) with the same iterations and batch for every start:
   layer decay;
 - ``itpn-fresh``: the HiViT from the iTPN pre-training, a fresh pyramid;
 - ``itpn-integral``: the HiViT *and* the pyramid from the pre-training;
-- ``mae-permuted`` (a control, not in the default table): the MAE
-  checkpoint with every tensor's entries shuffled: the pre-trained weights'
-  scale without what they learned.
+- controls, not in the default table: ``mae-permuted``, the MAE
+  checkpoint with every tensor's entries shuffled (the pre-trained weights'
+  scale without what they learned); ``itpn-permuted-pyramid``, the iTPN
+  HiViT with a shuffled copy of its pre-trained pyramid.
 
 It is resumable: the pre-trainings resume from their last checkpoint,
 finished fine-tuning runs (keys ``task/start/fraction/seed`` of
@@ -85,11 +86,13 @@ STARTS = {
     'scratch-hivit': ('hivit', None, None),
     'itpn-fresh': ('hivit', 'itpn', None),
     'itpn-integral': ('hivit', 'itpn', 'itpn'),
-    # control: the MAE checkpoint with the entries of every tensor shuffled
-    # (each tensor keeps its values, hence its scale; what was learned goes)
+    # controls: a checkpoint with the entries of every tensor shuffled (each
+    # tensor keeps its values, hence its scale; what was learned goes)
     'mae-permuted': ('vit', 'mae-permuted', None),
+    'itpn-permuted-pyramid': ('hivit', 'itpn', 'itpn-permuted'),
 }
-CONTROLS = ('mae-permuted', )  # run on request (--starts), not by default
+# run on request (--starts), not by default
+CONTROLS = ('mae-permuted', 'itpn-permuted-pyramid')
 TASK_CFG = dict(detect=dict(vit=MAE_DET_CFG, hivit=ITPN_DET_CFG),
                 segment=dict(vit=MAE_SEG_CFG, hivit=ITPN_SEG_CFG))
 
@@ -362,8 +365,8 @@ def permuted_checkpoint(ckpt, seed=0):
 
 
 def pretrained_checkpoint(args, source):
-    """The checkpoint of a start's ``source`` (``mae``, ``itpn`` or
-    ``mae-permuted``), pre-training it first where needed."""
+    """The checkpoint of a start's ``source`` (``mae``, ``itpn``, or
+    either with ``-permuted``), pre-training it first where needed."""
     method, _, variant = source.partition('-')
     ckpt = canvas_pretrain(args, method)
     return permuted_checkpoint(ckpt) if variant == 'permuted' else ckpt
@@ -479,8 +482,8 @@ def table(args):
     """Every (task, start, fraction, seed) run not in the table yet."""
     os.makedirs(args.work_dir, exist_ok=True)
     _canvas(args)
-    ckpts = {m: pretrained_checkpoint(args, m)
-             for m in sorted({STARTS[s][1] for s in args.starts} - {None})}
+    sources = {src for s in args.starts for src in STARTS[s][1:]} - {None}
+    ckpts = {m: pretrained_checkpoint(args, m) for m in sorted(sources)}
     for seed in args.seeds:
         for fraction in args.fractions:
             for task in args.tasks:
