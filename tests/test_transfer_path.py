@@ -578,3 +578,37 @@ def test_pretrain_config_replaces_the_canvas_pretraining(tmp_path):
     assert 'data_root' not in ds
     assert [t.type for t in ds.pipeline] == [
         t.type for t in canvas.train_dataloader.dataset.pipeline[1:]]
+
+
+def test_feature_stats_rank_shares_and_position():
+    """``transfer_demo.feature_stats`` on maps whose answer is known."""
+    stats = _transfer_demo().feature_stats
+    g = torch.Generator().manual_seed(0)
+    n, c, h, w = 8, 16, 4, 4
+    # one direction: every token a multiple of the same vector
+    v = torch.randn(c, generator=g)
+    one = torch.randn(n, 1, h, w, generator=g) * v[None, :, None, None]
+    s = stats(one)
+    assert s['eff_rank'] == pytest.approx(1.0)
+    assert s['top1'] == pytest.approx(1.0) and s['top5'] == pytest.approx(1.)
+    assert s['rms'] == pytest.approx(float(one.pow(2).mean().sqrt()))
+    # two orthogonal directions, variances 3 : 1 -> (3 + 1)^2 / (9 + 1)
+    e = torch.eye(c)
+    a, b = (torch.randn(4000, generator=g) for _ in range(2))
+    a, b = (a - a.mean()) / a.std(unbiased=False), \
+        (b - b.mean()) / b.std(unbiased=False)
+    b = b - (a @ b) / (a @ a) * a  # uncorrelated with a, as sampled
+    b = b / b.std(unbiased=False)
+    tokens = 3**0.5 * a[:, None] * e[0] + b[:, None] * e[1]
+    two = tokens.reshape(250, 4, 4, c).permute(0, 3, 1, 2)
+    s = stats(two)
+    assert s['eff_rank'] == pytest.approx(1.6, rel=1e-6)
+    assert s['top1'] == pytest.approx(0.75, rel=1e-6)
+    # the same map for every image: all of it is position; a map constant
+    # over positions but different per image: none of it
+    per_pos = torch.randn(1, c, h, w, generator=g).expand(n, c, h, w)
+    assert stats(per_pos)['position'] == pytest.approx(1.0)
+    per_img = torch.randn(n, c, 1, 1, generator=g).expand(n, c, h, w)
+    assert stats(per_img)['position'] == pytest.approx(0.0, abs=1e-12)
+    iso = torch.randn(64, c, 8, 8, generator=g)
+    assert c * 0.9 < stats(iso)['eff_rank'] <= c

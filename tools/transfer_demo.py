@@ -43,7 +43,9 @@ tasks) with the same iterations and batch for every start:
 It is resumable: the pre-trainings resume from their last checkpoint,
 finished fine-tuning runs (keys ``task/start/fraction/seed`` of
 ``<work-dir>/table.json``) are skipped, each new one is appended when it
-ends. ``report`` prints the mean, spread and count of every cell.
+ends. ``report`` prints the mean, spread and count of every cell;
+``features --starts ...`` what each start's detector computes at its first
+step on validation canvases (how its channels share the variance).
 ``--pretrain-options itpn.model.backbone.reference_init=False`` changes a
 pre-training's config, ``--pretrain-config mae=...`` replaces it (both
 recorded in ``<work-dir>/results.json``; a work dir keeps one pre-training
@@ -511,6 +513,68 @@ def table(args):
                     print(key, json.dumps(info))
 
 
+def feature_stats(maps):
+    """How the channels of ``maps`` (N, C, H, W) spread their variance.
+
+    Returns the RMS, the effective rank (participation ratio of the
+    channel covariance's eigenvalues: 1 when one direction holds all the
+    variance, C when every direction holds the same), the shares of the
+    first and the first five principal directions, and the share of the
+    variance that is a function of the position alone (the same for every
+    image).
+    """
+    tokens = maps.flatten(2).transpose(1, 2).double()  # N, HW, C
+    flat = tokens.reshape(-1, tokens.shape[-1])
+    centred = flat - flat.mean(0)
+    eig = torch.linalg.eigvalsh(centred.T @ centred / len(flat)).flip(0)
+    eig = eig.clamp(min=0)
+    total = eig.sum()
+    position = tokens.mean(0).var(0, unbiased=False).sum()
+    return dict(rms=float(flat.pow(2).mean().sqrt()),
+                eff_rank=float(total**2 / eig.pow(2).sum()),
+                top1=float(eig[0] / total), top5=float(eig[:5].sum() / total),
+                position=float(position / total))
+
+
+def features(args):
+    """``feature_stats`` of each start's detector at its first step (the
+    backbone's last map and every neck level) on the first 64 validation
+    canvases: what the heads see before any fine-tuning."""
+    import mmcv
+    from mmdet.registry import MODELS as DET_MODELS
+    from mmengine.registry import DefaultScope
+    root = _canvas(args)
+    sources = {src for s in args.starts for src in STARTS[s][1:]} - {None}
+    ckpts = {m: pretrained_checkpoint(args, m) for m in sorted(sources)}
+    ann = json.load(open(osp.join(root, 'coco', 'annotations',
+                                  'instances_val.json')))
+    files = [osp.join(root, 'coco', 'val', im['file_name'])
+             for im in sorted(ann['images'], key=lambda im: im['id'])[:64]]
+    images = [torch.from_numpy(mmcv.imread(f)).permute(2, 0, 1)
+              for f in files]
+    rows = ['| start | backbone RMS | eff. rank | top-1 | top-5 | position '
+            'share | neck levels: eff. rank |', '|---' * 7 + '|']
+    for start in args.starts:
+        _, cfg, _ = _finetune_cfg(args, 'detect', start, 0.05, 0, ckpts)
+        with DefaultScope.overwrite_default_scope('mmdet'):
+            torch.manual_seed(0)
+            model = DET_MODELS.build(cfg.model)
+            model.init_weights()
+            model.eval()
+            with torch.no_grad():
+                x = model.data_preprocessor(dict(inputs=images),
+                                            False)['inputs']
+                maps = model.backbone(x)
+                levels = model.neck(maps)
+        bb = feature_stats(maps[-1])
+        ranks = ' / '.join(f"{feature_stats(f)['eff_rank']:.1f}"
+                           for f in levels)
+        rows.append(f"| {start} | {bb['rms']:.2f} | {bb['eff_rank']:.1f} | "
+                    f"{bb['top1']:.2f} | {bb['top5']:.2f} | "
+                    f"{bb['position']:.2f} | {ranks} |")
+    print('\n'.join(rows))
+
+
 def report(args):
     """Mean +- sample std (n runs) per task, fraction and start, and the
     mean learning curves of the runs that recorded one."""
@@ -578,7 +642,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('step',
                         choices=['pretrain', 'classify', 'detect', 'segment',
-                                 'pretrain-canvas', 'table', 'report'])
+                                 'pretrain-canvas', 'table', 'report',
+                                 'features'])
     parser.add_argument('--work-dir', default='work_dirs/transfer_demo')
     parser.add_argument('--checkpoint', help="pre-training checkpoint "
                         "('none': train the downstream model from scratch)")
@@ -658,14 +723,14 @@ def main(argv=None):
         if method not in PRETRAIN_CFG:
             parser.error(f'--pretrain-config {method}: expected one of '
                          f'{sorted(PRETRAIN_CFG)}')
-    big = args.step in ('pretrain-canvas', 'table', 'report')
+    big = args.step in ('pretrain-canvas', 'table', 'report', 'features')
     if args.canvas_train is None:
         args.canvas_train = 1000 if big else 400
     if args.canvas_val is None:
         args.canvas_val = 200 if big else 100
     os.makedirs(args.work_dir, exist_ok=True)
     dict(pretrain=pretrain, classify=classify, detect=detect,
-         segment=segment, table=table, report=report,
+         segment=segment, table=table, report=report, features=features,
          **{'pretrain-canvas': pretrain_canvas})[args.step](args)
 
 
