@@ -612,3 +612,22 @@ def test_feature_stats_rank_shares_and_position():
     assert stats(per_img)['position'] == pytest.approx(0.0, abs=1e-12)
     iso = torch.randn(64, c, 8, 8, generator=g)
     assert c * 0.9 < stats(iso)['eff_rank'] <= c
+
+
+def test_self_share_of_a_local_and_of_a_global_backbone():
+    """``self_share``: 1 for a backbone whose tokens see only their own
+    pixels, 1 / tokens for one whose tokens all see the whole image."""
+    self_share = _transfer_demo().self_share
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+
+    def local(img):  # 8 x 8 cells -> a 4 x 4 map
+        return [torch.nn.functional.avg_pool2d(img.pow(2), 8)]
+
+    def mixing(img):  # every token the image's mean square
+        m = img.pow(2).mean(dim=(2, 3), keepdim=True)
+        return [m.expand(-1, -1, 4, 4)]
+
+    assert self_share(local, x) == pytest.approx(1.0)
+    assert self_share(mixing, x) == pytest.approx(1 / 16)
+    half = lambda img: [local(img)[0] + 0.25 * mixing(img)[0]]  # noqa: E731
+    assert 1 / 16 < self_share(half, x) < 1.0

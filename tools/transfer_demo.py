@@ -536,10 +536,36 @@ def feature_stats(maps):
                 position=float(position / total))
 
 
+def self_share(backbone, x, positions=16, seed=0):
+    """How local the backbone's last map is: blank one token's pixels
+    (set them to the batch mean) and measure how the map changes; the share
+    of the change (L2 over channels, summed over tokens) that falls on that
+    token itself, averaged over ``positions`` random tokens. 1: each output
+    token sees only its own pixels; 1 / tokens: the change spreads evenly.
+    """
+    with torch.no_grad():
+        ref = backbone(x)[-1]
+        grid = ref.shape[-2:]
+        cell = x.shape[-2] // grid[0], x.shape[-1] // grid[1]
+        gen = torch.Generator().manual_seed(seed)
+        picks = torch.randperm(grid[0] * grid[1], generator=gen)[:positions]
+        mean = x.mean(dim=(0, 2, 3), keepdim=True)
+        shares = []
+        for idx in picks.tolist():
+            i, j = divmod(idx, grid[1])
+            blanked = x.clone()
+            blanked[..., i * cell[0]:(i + 1) * cell[0],
+                    j * cell[1]:(j + 1) * cell[1]] = mean[..., :1, :1]
+            delta = (backbone(blanked)[-1] - ref).norm(dim=1)  # N, H, W
+            shares.append(delta[:, i, j] / delta.flatten(1).sum(1))
+    return float(torch.cat(shares).mean())
+
+
 def features(args):
     """``feature_stats`` of each start's detector at its first step (the
-    backbone's last map and every neck level) on the first 64 validation
-    canvases: what the heads see before any fine-tuning."""
+    backbone's last map and every neck level) and the ``self_share`` of its
+    backbone, on the first 64 validation canvases: what the heads see
+    before any fine-tuning."""
     import mmcv
     from mmdet.registry import MODELS as DET_MODELS
     from mmengine.registry import DefaultScope
@@ -553,7 +579,7 @@ def features(args):
     images = [torch.from_numpy(mmcv.imread(f)).permute(2, 0, 1)
               for f in files]
     rows = ['| start | backbone RMS | eff. rank | top-1 | top-5 | position '
-            'share | neck levels: eff. rank |', '|---' * 7 + '|']
+            'share | self share | neck levels: eff. rank |', '|---' * 8 + '|']
     for start in args.starts:
         _, cfg, _ = _finetune_cfg(args, 'detect', start, 0.05, 0, ckpts)
         with DefaultScope.overwrite_default_scope('mmdet'):
@@ -566,12 +592,13 @@ def features(args):
                                             False)['inputs']
                 maps = model.backbone(x)
                 levels = model.neck(maps)
+            local = self_share(model.backbone, x[:16])
         bb = feature_stats(maps[-1])
         ranks = ' / '.join(f"{feature_stats(f)['eff_rank']:.1f}"
                            for f in levels)
         rows.append(f"| {start} | {bb['rms']:.2f} | {bb['eff_rank']:.1f} | "
                     f"{bb['top1']:.2f} | {bb['top5']:.2f} | "
-                    f"{bb['position']:.2f} | {ranks} |")
+                    f"{bb['position']:.2f} | {local:.2f} | {ranks} |")
     print('\n'.join(rows))
 
 
