@@ -374,6 +374,12 @@ def pretrained_checkpoint(args, source):
     return permuted_checkpoint(ckpt) if variant == 'permuted' else ckpt
 
 
+def _start_checkpoints(args):
+    """{source: checkpoint} for the backbones and necks of ``args.starts``."""
+    sources = {src for s in args.starts for src in STARTS[s][1:]} - {None}
+    return {m: pretrained_checkpoint(args, m) for m in sorted(sources)}
+
+
 def pretrain_canvas(args):
     """Only the pre-trainings of ``table`` (MAE and iTPN on the canvases)."""
     for method in ('mae', 'itpn'):
@@ -484,8 +490,7 @@ def table(args):
     """Every (task, start, fraction, seed) run not in the table yet."""
     os.makedirs(args.work_dir, exist_ok=True)
     _canvas(args)
-    sources = {src for s in args.starts for src in STARTS[s][1:]} - {None}
-    ckpts = {m: pretrained_checkpoint(args, m) for m in sorted(sources)}
+    ckpts = _start_checkpoints(args)
     for seed in args.seeds:
         for fraction in args.fractions:
             for task in args.tasks:
@@ -570,8 +575,7 @@ def features(args):
     from mmdet.registry import MODELS as DET_MODELS
     from mmengine.registry import DefaultScope
     root = _canvas(args)
-    sources = {src for s in args.starts for src in STARTS[s][1:]} - {None}
-    ckpts = {m: pretrained_checkpoint(args, m) for m in sorted(sources)}
+    ckpts = _start_checkpoints(args)
     ann = json.load(open(osp.join(root, 'coco', 'annotations',
                                   'instances_val.json')))
     files = [osp.join(root, 'coco', 'val', im['file_name'])
