@@ -209,7 +209,7 @@ def test_permuted_control_keeps_every_tensors_values_not_its_order(
     entry (same values, so the same scale; other order), loaded in full
     into the detector like the checkpoint itself, with MAE's layer decay."""
     tool = _transfer_demo()
-    pre, src = pretrained['mae_canvas']
+    _, src = pretrained['mae_canvas']
     ckpt = str(tmp_path / 'iter_400.pth')
     torch.save(torch.load(src), ckpt)
     out = tool.permuted_checkpoint(ckpt)

@@ -560,7 +560,7 @@ def self_share(backbone, x, positions=16, seed=0):
             i, j = divmod(idx, grid[1])
             blanked = x.clone()
             blanked[..., i * cell[0]:(i + 1) * cell[0],
-                    j * cell[1]:(j + 1) * cell[1]] = mean[..., :1, :1]
+                    j * cell[1]:(j + 1) * cell[1]] = mean
             delta = (backbone(blanked)[-1] - ref).norm(dim=1)  # N, H, W
             shares.append(delta[:, i, j] / delta.flatten(1).sum(1))
     return float(torch.cat(shares).mean())
