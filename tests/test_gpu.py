@@ -296,9 +296,10 @@ def test_exact_resume_on_cuda(method, tmp_path):
 def _skip_without_compiled_mmcv():
     try:
         import mmcv._ext  # noqa: F401
-    except ImportError:
+    except ImportError as err:
         pytest.skip('mmdet / mmseg import mmcv.ops, which needs mmcv with '
-                    'compiled ops (tools/install.sh); mmcv-lite has none')
+                    'compiled ops for this Python and torch (tools/install.sh;'
+                    f' tools/gpu_prepare.sh --build-mmcv): {err}')
 
 
 @cuda_only

@@ -4,7 +4,7 @@
 #
 #   bash tools/gpu_prepare.sh        # where pip works: fills the ignored .gpu/
 #   bash tools/gpu_check.sh          # on the GPU machine, from the repo root
-#   bash tools/gpu_check.sh --dry-run   # CPU rehearsal at tiny sizes (~1 min)
+#   bash tools/gpu_check.sh --dry-run   # CPU rehearsal at tiny sizes (~2 min)
 #
 # Phases (each under its own time limit, so the report is always written):
 #   1. pytest -m cuda tests/     the GPU test suite (bf16 steps, exact resume,
@@ -64,7 +64,10 @@ if [ "$DRY" = 1 ]; then
     "model.backbone.arch={'_delete_':True,'embed_dims':32,'num_layers':1,'num_heads':2,'feedforward_channels':64}"
     model.neck.embed_dim=32 model.neck.decoder_embed_dim=16
     model.neck.decoder_depth=1 model.neck.decoder_num_heads=2)
-  TEST_ARGS=(tests/test_gpu.py -k "hpm_teacher and cpu")
+  # the CPU variants of a GPU test and of the downstream steps (with
+  # --install-wheels: whether the carried wheels run Mask R-CNN / UperNet)
+  TEST_ARGS=(tests/test_gpu.py tests/test_detection_ops.py
+    -k "(hpm_teacher and cpu) or (upernet and cpu) or mask_rcnn_step_same")
   T_TESTS=900 T_BENCH=900  # CPU timings mean nothing here
 fi
 
@@ -74,6 +77,7 @@ say() { printf '[gpu_check] %s\n' "$*"; }
 
 # ------------------------------------------------------------ environment
 PY=${PYTHON:-python3}
+WHEELS_USED=0
 if [ "$INSTALL" = 1 ] || ! "$PY" -c 'import mmpretrain' 2>/dev/null; then
   if ! ls .gpu/wheels/*.whl >/dev/null 2>&1; then
     say "no mmpretrain and no .gpu/wheels: run tools/gpu_prepare.sh where" \
@@ -94,6 +98,7 @@ if [ "$INSTALL" = 1 ] || ! "$PY" -c 'import mmpretrain' 2>/dev/null; then
       .gpu/wheels/*.whl ||
     { say "could not install .gpu/wheels"; exit 1; }
   PY=$ENV/bin/python
+  WHEELS_USED=1
   "$PY" -c 'import distutils, pkg_resources, mmpretrain, torch' ||
     { say "the wheels do not import (above)"; exit 1; }
 fi
@@ -118,7 +123,7 @@ START=$(date +%s)
   echo '```'
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
   "$PY" - <<'EOF'
-import importlib.metadata as md, importlib.util, os, platform, torch
+import importlib.metadata as md, os, platform, torch
 print('python', platform.python_version(), '| torch', torch.__version__,
       '| CUDA', torch.version.cuda, '| GPU',
       torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none',
@@ -130,9 +135,16 @@ for name in ('mmengine', 'mmcv', 'mmcv-lite', 'mmpretrain', 'mmdet',
         versions.append(f'{name} {md.version(name)}')
     except md.PackageNotFoundError:
         pass
-print(' | '.join(versions), '| mmcv compiled ops:',
-      'yes' if importlib.util.find_spec('mmcv._ext') else 'no')
+try:  # mmdet / mmseg need it (tools/gpu_prepare.sh --build-mmcv)
+    import mmcv._ext  # noqa: F401
+    ops = 'yes'
+except ImportError as err:
+    ops = f'no ({err})'
+print(' | '.join(versions), '| mmcv compiled ops:', ops)
 EOF
+  if [ "$WHEELS_USED" = 1 ] && [ -f .gpu/wheels/mmcv-built-for.txt ]; then
+    echo "mmcv wheel built for $(cat .gpu/wheels/mmcv-built-for.txt)"
+  fi
   echo '```'
 } >"$REPORT" 2>&1
 

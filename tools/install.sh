@@ -7,8 +7,8 @@
 # The frozen OpenMMLab stack (mmengine 0.10.7, mmcv 2.1.0, mmpretrain 1.2.0, mmdet 3.3.0,
 # mmsegmentation 1.2.2) does not install as released on torch 2.14; this script makes it:
 #   * mmcv 2.1.0 with compiled ops from $MMMIM_WHEELHOUSE when a matching wheel is there, otherwise
-#     from the sdist patched for C++20, built with MMCV_WITH_OPS=1, --no-build-isolation and
-#     setuptools<80 (about an hour on 2 cores);
+#     built from the sdist by tools/build_mmcv.sh (patched for C++20, MMCV_WITH_OPS=1,
+#     --no-build-isolation, setuptools<80; about an hour on 2 cores);
 #   * setuptools<80 also keeps pkg_resources, which mmcv's setup.py and mmengine's `pkg::` config
 #     bases import.
 # It is idempotent: when nothing it installs has changed, a second run only checks the imports.
@@ -81,13 +81,8 @@ else
   if [ "$installed_from_wheel" = 0 ]; then
     say "building mmcv $MMCV_VERSION with compiled ops from source: this takes about an hour on 2 cores"
     BUILD=$(mktemp -d)
-    "${PIP[@]}" download -q --no-deps --no-binary :all: -d "$BUILD" "mmcv==$MMCV_VERSION"
-    tar -xzf "$BUILD"/mmcv-$MMCV_VERSION.tar.gz -C "$BUILD"
-    # torch >= 2.10 headers need C++20; mmcv 2.1.0 hard-codes -std=c++17.
-    sed -i 's/-std=c++17/-std=c++20/g' "$BUILD/mmcv-$MMCV_VERSION/setup.py"
-    "${PIP[@]}" install -q "setuptools<80" ninja psutil
-    (cd "$BUILD/mmcv-$MMCV_VERSION" && MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-2} \
-      "${PIP[@]}" install --no-build-isolation --no-deps .)
+    bash "$ROOT/tools/build_mmcv.sh" "$VENV/bin/python" "$BUILD"
+    "${PIP[@]}" install -q --no-deps "$BUILD"/mmcv-$MMCV_VERSION-*.whl
     rm -rf "$BUILD"
   fi
   # mmcv's own runtime requirements (the wheel was installed without deps)
