@@ -8,9 +8,10 @@
 # tools/gpu_prepare.sh --build-mmcv (for the GPU machine's Python and torch).
 # PYTHON must be a virtual environment's python with torch installed; the
 # build adds setuptools<80 (mmcv's setup.py imports pkg_resources), ninja and
-# psutil to it. Without a GPU and FORCE_CUDA=1 the ops are CPU kernels (mmmim's
-# detection parts use torchvision's on CUDA: docs/gpu.md). About 12 minutes
-# on 2 cores (MAX_JOBS, default 2).
+# psutil to it. The ops are CPU kernels (mmmim's detection parts use
+# torchvision's on CUDA: docs/gpu.md), also on a GPU machine; FORCE_CUDA=1
+# builds mmcv's CUDA kernels too (needs a CUDA toolkit; hours). 12-21
+# minutes on 2 cores (MAX_JOBS, default 2).
 set -euo pipefail
 
 if [ $# != 2 ]; then
@@ -27,6 +28,13 @@ TORCH=$("$PY" -c 'import torch; print(torch.__version__)') ||
   { say "ERROR: $PY has no torch to build against"; exit 1; }
 "${PIP[@]}" install -q "setuptools<80" wheel ninja psutil
 
+# mmcv's setup.py (also run for the sdist's metadata) builds CUDA kernels
+# whenever torch sees a GPU: that fails without a CUDA toolkit (a driver-only
+# machine) and takes hours with one. Hide the GPU unless FORCE_CUDA=1.
+if [ "${FORCE_CUDA:-0}" != 1 ]; then
+  export CUDA_VISIBLE_DEVICES=
+fi
+
 BUILD=$(mktemp -d)
 trap 'rm -rf "$BUILD"' EXIT
 # --no-build-isolation: preparing the sdist's metadata runs its setup.py,
@@ -38,7 +46,7 @@ tar -xzf "$BUILD/mmcv-$MMCV_VERSION.tar.gz" -C "$BUILD"
 sed -i 's/-std=c++17/-std=c++20/g' "$BUILD/mmcv-$MMCV_VERSION/setup.py"
 
 say "building mmcv $MMCV_VERSION ops for $("$PY" --version) and torch $TORCH" \
-    "(MAX_JOBS=${MAX_JOBS:-2}; about 12 minutes on 2 cores)"
+    "(MAX_JOBS=${MAX_JOBS:-2}; 12-21 minutes on 2 cores)"
 START=$(date +%s)
 (cd "$BUILD/mmcv-$MMCV_VERSION" && MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-2} \
   "${PIP[@]}" wheel -q --no-build-isolation --no-deps -w "$BUILD/wheel" .)

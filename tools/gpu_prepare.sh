@@ -20,7 +20,7 @@
 # UperNet GPU tests, which skip and say so with mmcv-lite. --build-mmcv makes
 # it here with tools/build_mmcv.sh (CPU kernels; RoIAlign and NMS on CUDA take
 # torchvision's, docs/gpu.md), in a build environment of that Python with that
-# torch (about 3 GB, GPU_BUILD_ENV) and about an hour on 2 cores; the wheel
+# torch (about 5 GB, GPU_BUILD_ENV) and 12-16 minutes on 2 cores; the wheel
 # is kept, and a later run without --build-mmcv keeps using it. The Python
 # comes from GPU_BUILD_PYTHON, python3.12 on PATH or pyenv.
 set -euo pipefail

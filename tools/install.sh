@@ -8,7 +8,7 @@
 # mmsegmentation 1.2.2) does not install as released on torch 2.14; this script makes it:
 #   * mmcv 2.1.0 with compiled ops from $MMMIM_WHEELHOUSE when a matching wheel is there, otherwise
 #     built from the sdist by tools/build_mmcv.sh (patched for C++20, MMCV_WITH_OPS=1,
-#     --no-build-isolation, setuptools<80; about an hour on 2 cores);
+#     --no-build-isolation, setuptools<80; CPU ops, 15-20 minutes on 2 cores);
 #   * setuptools<80 also keeps pkg_resources, which mmcv's setup.py and mmengine's `pkg::` config
 #     bases import.
 # It is idempotent: when nothing it installs has changed, a second run only checks the imports.
@@ -79,7 +79,7 @@ else
     fi
   fi
   if [ "$installed_from_wheel" = 0 ]; then
-    say "building mmcv $MMCV_VERSION with compiled ops from source: this takes about an hour on 2 cores"
+    say "building mmcv $MMCV_VERSION with compiled ops from source: this takes 15-20 minutes on 2 cores"
     BUILD=$(mktemp -d)
     bash "$ROOT/tools/build_mmcv.sh" "$VENV/bin/python" "$BUILD"
     "${PIP[@]}" install -q --no-deps "$BUILD"/mmcv-$MMCV_VERSION-*.whl
