@@ -2,7 +2,7 @@
 # The GPU check: on one CUDA GPU, in under 8 minutes, the GPU tests and the
 # pre-training benchmark, written to one report.
 #
-#   bash tools/gpu_prepare.sh        # where pip works: fills the ignored .gpu/
+#   bash tools/gpu_prepare.sh --build-mmcv   # where pip works: fills .gpu/
 #   bash tools/gpu_check.sh          # on the GPU machine, from the repo root
 #   bash tools/gpu_check.sh --dry-run   # CPU rehearsal at tiny sizes (~2 min)
 #
@@ -18,7 +18,8 @@
 # work_dirs/gpu_check/gpu_report.md, next to the logs and JSON results.
 #
 # Environment: the machine's python3 with its CUDA torch. Without mmpretrain
-# there, the wheels in .gpu/wheels (tools/gpu_prepare.sh) are installed into
+# there, the wheels in .gpu/wheels (tools/gpu_prepare.sh; MMMIM_GPU_DIR for
+# another folder than .gpu) are installed into
 # a throw-away virtual environment that also sees python3's own packages.
 #
 # Options: --dry-run, --device DEV, --batch-size N, --methods "a b",
@@ -77,15 +78,16 @@ say() { printf '[gpu_check] %s\n' "$*"; }
 
 # ------------------------------------------------------------ environment
 PY=${PYTHON:-python3}
+GPU_DIR=${MMMIM_GPU_DIR:-$ROOT/.gpu}   # what tools/gpu_prepare.sh filled
 WHEELS_USED=0
 if [ "$INSTALL" = 1 ] || ! "$PY" -c 'import mmpretrain' 2>/dev/null; then
-  if ! ls .gpu/wheels/*.whl >/dev/null 2>&1; then
-    say "no mmpretrain and no .gpu/wheels: run tools/gpu_prepare.sh where" \
-        "pip works and carry .gpu/ here (or bash tools/install.sh)"
+  if ! ls "$GPU_DIR"/wheels/*.whl >/dev/null 2>&1; then
+    say "no mmpretrain and no $GPU_DIR/wheels: run tools/gpu_prepare.sh where" \
+        "pip works and carry $GPU_DIR here (or bash tools/install.sh)"
     exit 1
   fi
   ENV=${MMMIM_GPU_ENV:-/tmp/mmmim-gpu-env}
-  say "installing .gpu/wheels into $ENV (over the machine's packages)"
+  say "installing $GPU_DIR/wheels into $ENV (over the machine's packages)"
   # a virtual environment of its own whose site-packages (the wheels) come
   # first, then python3's own (torch, numpy, ... and their .pth files); a
   # venv's --system-site-packages would skip those when python3 is a venv
@@ -95,16 +97,16 @@ if [ "$INSTALL" = 1 ] || ! "$PY" -c 'import mmpretrain' 2>/dev/null; then
     echo "import site; list(map(site.addsitedir, $SITES))" >"$SITE_DIR/zz_machine_packages.pth" &&
     "$ENV/bin/python" -m pip install -q --no-index --no-deps --no-compile \
       --no-cache-dir --ignore-installed --disable-pip-version-check \
-      .gpu/wheels/*.whl ||
-    { say "could not install .gpu/wheels"; exit 1; }
+      "$GPU_DIR"/wheels/*.whl ||
+    { say "could not install $GPU_DIR/wheels"; exit 1; }
   PY=$ENV/bin/python
   WHEELS_USED=1
   "$PY" -c 'import distutils, pkg_resources, mmpretrain, torch' ||
     { say "the wheels do not import (above)"; exit 1; }
 fi
 FM=/usr/share/datasets/fashion-mnist
-if [ ! -f "$FM/t10k-images-idx3-ubyte.gz" ] && ls .gpu/fashion-mnist/*.gz >/dev/null 2>&1; then
-  mkdir -p "$FM" 2>/dev/null && cp .gpu/fashion-mnist/*.gz "$FM/" 2>/dev/null &&
+if [ ! -f "$FM/t10k-images-idx3-ubyte.gz" ] && ls "$GPU_DIR"/fashion-mnist/*.gz >/dev/null 2>&1; then
+  mkdir -p "$FM" 2>/dev/null && cp "$GPU_DIR"/fashion-mnist/*.gz "$FM/" 2>/dev/null &&
     say "placed Fashion-MNIST in $FM" ||
     say "could not write $FM: the tests that need Fashion-MNIST will fail"
 fi
@@ -142,8 +144,8 @@ except ImportError as err:
     ops = f'no ({err})'
 print(' | '.join(versions), '| mmcv compiled ops:', ops)
 EOF
-  if [ "$WHEELS_USED" = 1 ] && [ -f .gpu/wheels/mmcv-built-for.txt ]; then
-    echo "mmcv wheel built for $(cat .gpu/wheels/mmcv-built-for.txt)"
+  if [ "$WHEELS_USED" = 1 ] && [ -f "$GPU_DIR/wheels/mmcv-built-for.txt" ]; then
+    echo "mmcv wheel built for $(cat "$GPU_DIR/wheels/mmcv-built-for.txt")"
   fi
   echo '```'
 } >"$REPORT" 2>&1
