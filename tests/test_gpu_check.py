@@ -32,6 +32,14 @@ def test_gpu_check_dry_run_writes_the_report(tmp_path):
     # a tiny MAE step at 224 px still does work, and it is counted
     assert row['gflop_per_image'] > 0.01 and 0 < row['mfu'] < 10
     assert row['images_per_s'] > 0 and row['peak_mb'] > 0
+    # the profiled step: self time split into groups that add up, the
+    # step's matmuls among its top ops (CPU: no device-busy share)
+    prof = row['profile']
+    assert abs(sum(prof['groups'].values()) - 1) < 1e-6
+    assert prof['groups']['matmul / conv'] > 0 and prof['time_s'] > 0
+    assert any(t['op'] in ('aten::mm', 'aten::addmm') for t in prof['top'])
+    assert 'busy_share' not in prof
+    assert '- mmmim mae: self time by group: matmul / conv' in report
     pipeline = result['pipeline']
     assert pipeline['config (cv2 decode)'] > 0
     assert pipeline['reduced-size decode'] > 0

@@ -26,6 +26,11 @@ Where mmpretrain has the same model (MAE ViT, iTPN HiViT pixel at the same
 decoder depth) it is timed in the same run and the ratio printed.
 ``--compile on`` (or ``both``) compiles the compute modules of every model
 (mmmim's ``model.compile``; the same modules of mmpretrain's models).
+``--profile mae ...`` also profiles one eager step of those methods (and of
+mmpretrain's counterparts) with ``torch.profiler``: the share of the ops'
+self time per group (matmul / conv, attention, optimizer, other), the top
+ops, and on CUDA how busy the GPU was over the step: what explains an MFU
+gap.
 
 ``--pipeline N`` also times the ImageNet pre-training pipeline (the MAE
 config's: decode, RandomResizedCrop, flip, mask, pack, collate) on N
@@ -59,6 +64,8 @@ from mmengine.logging import MessageHub, MMLogger  # noqa: E402
 from mmmim.utils import build_model_from_config  # noqa: E402
 from mmpretrain.registry import HOOKS, TRANSFORMS  # noqa: E402
 
+from benchmark_report import PIPELINES, profile_line  # noqa: E402  (beside)
+
 # method -> mmmim config
 METHOD_CONFIGS = dict(
     mae='configs/mae/mae-vit-base_pixel_1600e.py',
@@ -74,7 +81,6 @@ MMPRETRAIN_COUNTERPARTS = dict(
 )
 # the ImageNet pipeline whose throughput is measured
 PIPELINE_CONFIG = METHOD_CONFIGS['mae']
-PIPELINES = ('config (cv2 decode)', 'reduced-size decode')
 
 
 def parse_args(argv=None):
@@ -111,6 +117,9 @@ def parse_args(argv=None):
     parser.add_argument('--pipeline-size', type=int, nargs=2,
                         default=(500, 375), metavar=('W', 'H'),
                         help='size of the generated JPEGs')
+    parser.add_argument('--profile', nargs='*', default=[], metavar='METHOD',
+                        help='also profile one step of these methods (and '
+                        'of mmpretrain\'s counterparts): where the time goes')
     parser.add_argument('--json', default=None,
                         help='write all results to this JSON file')
     return parser.parse_args(argv)
@@ -153,6 +162,55 @@ def matmul_rate(device: str, dtype: torch.dtype, n: int,
             torch.mm(a, b)
             times.append(time.perf_counter() - start)
     return 2 * n**3 / statistics.median(times)
+
+
+# ----------------------------------------------------------------- profile
+# op name -> group; self time of everything else counts as 'other'
+PROFILE_GROUPS = (
+    ('matmul / conv', ('aten::mm', 'aten::addmm', 'aten::bmm', 'aten::baddbmm',
+                       'aten::_addmm_activation', 'convolution')),
+    ('attention', ('scaled_dot_product', 'flash_attention',
+                   'efficient_attention', 'cudnn_attention')),
+    ('optimizer', ('_foreach_', 'adamw', 'adam_')),
+)
+
+
+def profile_group(op_name: str) -> str:
+    for group, patterns in PROFILE_GROUPS:
+        if any(p in op_name.lower() for p in patterns):
+            return group
+    return 'other'
+
+
+def profile_step(step, device, step_s, top=8) -> dict:
+    """Where one (eager) step spends its time: ``torch.profiler`` over one
+    step, each op's self time (CUDA: the device time of the kernels it
+    launched; CPU: its self CPU time), summed per group and the ``top`` ops.
+    On CUDA ``busy_share`` is the kernels' time over the timed (unprofiled)
+    step: well under 1 means the GPU waits for the host."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+    cuda = device.type == 'cuda'
+    activities = [ProfilerActivity.CPU] + (
+        [ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        step()
+        if cuda:
+            torch.cuda.synchronize()
+    attr = 'self_device_time_total' if cuda else 'self_cpu_time_total'
+    ops = [(e.key, getattr(e, attr) / 1e6) for e in prof.key_averages()
+           if e.device_type == DeviceType.CPU and getattr(e, attr) > 0]
+    total = sum(t for _, t in ops)
+    groups = {g: 0.0 for g, _ in PROFILE_GROUPS + (('other', ()),)}
+    for name, t in ops:
+        groups[profile_group(name)] += t / total
+    ops.sort(key=lambda op: -op[1])
+    result = dict(time_s=total, groups=groups,
+                  top=[dict(op=name, share=t / total)
+                       for name, t in ops[:top]])
+    if cuda:
+        result['busy_share'] = total / step_s
+    return result
 
 
 # ------------------------------------------------------------------- steps
@@ -212,7 +270,7 @@ def compile_modules(model) -> None:
             module.compile()
 
 
-def time_model(name, cfg, model, hooks, args, compiled):
+def time_model(name, cfg, model, hooks, args, compiled, profile=False):
     device = torch.device(args.device)
     if device.type == 'cuda':
         torch.backends.cudnn.benchmark = True
@@ -271,10 +329,16 @@ def time_model(name, cfg, model, hooks, args, compiled):
     peak = (torch.cuda.max_memory_allocated() / 2**20
             if device.type == 'cuda' else rss_mb())
     step_time = statistics.median(times)
-    return dict(name=name, compiled=compiled, step_s=step_time,
-                images_per_s=args.batch_size / step_time, peak_mb=peak,
-                gflop_per_image=flops / args.batch_size / 1e9,
-                flop_per_s=flops / step_time, loss=float(loss.detach()))
+    row = dict(name=name, compiled=compiled, step_s=step_time,
+               images_per_s=args.batch_size / step_time, peak_mb=peak,
+               gflop_per_image=flops / args.batch_size / 1e9,
+               flop_per_s=flops / step_time, loss=float(loss.detach()))
+    if profile:
+        try:  # a profiler that fails must not cost the timings above
+            row['profile'] = profile_step(step, device, step_time)
+        except Exception as err:  # noqa: BLE001
+            row['profile_error'] = f'{type(err).__name__}: {err}'
+    return row
 
 
 def benchmark_one(impl, method, args, cfg_options, compiled):
@@ -284,19 +348,20 @@ def benchmark_one(impl, method, args, cfg_options, compiled):
     if args.threads:
         torch.set_num_threads(args.threads)
     label = ' (compiled)' if compiled else ''
+    profile = method in args.profile and not compiled
     if impl == 'mmmim':
         if compiled:
             cfg_options = dict(cfg_options, **{'model.compile': True})
         cfg, model, hooks = build(ROOT / METHOD_CONFIGS[method], cfg_options)
         return time_model(f'mmmim {method}{label}', cfg, model, hooks, args,
-                          compiled)
+                          compiled, profile)
     cfg = get_config(MMPRETRAIN_COUNTERPARTS[method])
     if method == 'itpn':
         # compare at the reference decoder depth (mmpretrain's default: 6)
         cfg.model.neck.decoder_depth = 8
     model = build_model_from_config(cfg)
     return time_model(f'mmpretrain {method}{label}', cfg, model, [], args,
-                      compiled)
+                      compiled, profile)
 
 
 def time_hpm_mask(batch_size, repeats=50):
@@ -455,6 +520,11 @@ def main(argv=None):
             result[f'hpm_over_mae{"_compiled" if compiled else ""}'] = ratio
             print(f"HPM / MAE step time{' (compiled)' if compiled else ''}:"
                   f' {ratio:.2f}x')
+    for row in rows:
+        if 'profile' in row:
+            print(f"\n{row['name']}: {profile_line(row['profile'])}")
+        elif 'profile_error' in row:
+            print(f"\n{row['name']}: profile failed: {row['profile_error']}")
     if args.hpm_mask_batch:
         ms = time_hpm_mask(args.hpm_mask_batch) * 1e3
         result['hpm_mask_ms'] = ms

@@ -11,6 +11,15 @@ import sys
 PIPELINES = ('config (cv2 decode)', 'reduced-size decode')
 
 
+def profile_line(prof: dict) -> str:
+    """One line of a step's profile (benchmark.py --profile)."""
+    busy = (f"device busy {prof['busy_share']:.0%} of the step; "
+            if 'busy_share' in prof else '')
+    groups = ', '.join(f'{g} {v:.0%}' for g, v in prof['groups'].items())
+    top = ', '.join(f"{t['op']} {t['share']:.0%}" for t in prof['top'])
+    return f'{busy}self time by group: {groups}; top ops: {top}'
+
+
 def goal_lines(rows) -> list:
     """The performance goals (H100/H200-class GPU, bf16): met or not."""
     best = {}
@@ -63,6 +72,14 @@ def render_markdown(paths) -> str:
     goals = goal_lines(rows)
     if goals and first['device'].startswith('cuda'):
         out += ['', 'Goals (bf16, H100/H200-class):'] + goals
+    profiled = [r for r in rows if 'profile' in r or 'profile_error' in r]
+    if profiled:
+        out += ['', 'Where one eager step spends its time (`--profile`, '
+                'torch.profiler, self time):', '']
+        out += [f"- {r['name']}: " + (profile_line(r['profile'])
+                                      if 'profile' in r else
+                                      f"profile failed: {r['profile_error']}")
+                for r in profiled]
     pipe = first.get('pipeline')
     if pipe:
         out += ['', f"ImageNet pipeline ({pipe['images']} JPEGs "
