@@ -118,8 +118,10 @@ def parse_args(argv=None):
                         default=(500, 375), metavar=('W', 'H'),
                         help='size of the generated JPEGs')
     parser.add_argument('--profile', nargs='*', default=[], metavar='METHOD',
-                        help='also profile one step of these methods (and '
-                        'of mmpretrain\'s counterparts): where the time goes')
+                        choices=sorted(METHOD_CONFIGS),
+                        help='also profile one eager step of these methods '
+                        '(and of mmpretrain\'s counterparts): where the time '
+                        'goes')
     parser.add_argument('--json', default=None,
                         help='write all results to this JSON file')
     return parser.parse_args(argv)
