@@ -251,47 +251,6 @@ def test_pretraining_step_makes_no_host_sync(method, device, tmp_path):
     assert torch.isfinite(loss)
 
 
-# ------------------------------------------------------------- exact resume
-@cuda_only
-@requires_fashion_mnist
-@pytest.mark.parametrize('method', sorted(TINY))
-def test_exact_resume_on_cuda(method, tmp_path):
-    """tests/test_exact_resume.py's runs on the GPU (the Runner takes it)
-    with deterministic kernels (conftest sets CUBLAS_WORKSPACE_CONFIG before
-    CUDA starts; an op without a deterministic kernel only warns)."""
-    from mmengine.hooks import Hook
-    from mmengine.runner import Runner
-
-    from .test_exact_resume import LossRecorder
-
-    class DeviceRecorder(Hook):
-        def before_train(self, runner):
-            devices.append(next(runner.model.parameters()).device.type)
-
-    def train_on(cfg):
-        runner = Runner.from_cfg(cfg)
-        recorder = LossRecorder()
-        runner.register_hook(recorder)
-        runner.register_hook(DeviceRecorder())
-        runner.train()
-        return recorder.losses
-
-    devices = []
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
-        full = train_on(tiny_config(method, tmp_path / 'full'))
-        cfg = tiny_config(method, tmp_path / 'resumed')
-        cfg.resume = True
-        cfg.load_from = str(tmp_path / 'full' / 'iter_3.pth')
-        resumed = train_on(cfg)
-    finally:
-        torch.use_deterministic_algorithms(False)
-    assert devices == ['cuda', 'cuda']
-    assert sorted(resumed) == [4, 5, 6]
-    for it in (4, 5, 6):
-        assert resumed[it] == full[it], f'iteration {it}'
-
-
 # ------------------------------------------ downstream: Mask R-CNN, UperNet
 def _skip_without_compiled_mmcv():
     try:
@@ -362,3 +321,47 @@ def test_upernet_train_and_val_step(device, tmp_path_factory, monkeypatch):
     assert torch.isfinite(losses['aux.loss_ce'])
     assert preds[0].pred_sem_seg.data.device.type == torch.device(device).type
     assert preds[0].pred_sem_seg.data.shape[-2:] == (64, 64)
+
+
+# ------------------------------------------------------------- exact resume
+# last in the file (two short trainings per method): a GPU test phase that
+# reaches its time limit (tools/gpu_check.sh) loses these, not the downstream
+# steps above
+@cuda_only
+@requires_fashion_mnist
+@pytest.mark.parametrize('method', sorted(TINY))
+def test_exact_resume_on_cuda(method, tmp_path):
+    """tests/test_exact_resume.py's runs on the GPU (the Runner takes it)
+    with deterministic kernels (conftest sets CUBLAS_WORKSPACE_CONFIG before
+    CUDA starts; an op without a deterministic kernel only warns)."""
+    from mmengine.hooks import Hook
+    from mmengine.runner import Runner
+
+    from .test_exact_resume import LossRecorder
+
+    class DeviceRecorder(Hook):
+        def before_train(self, runner):
+            devices.append(next(runner.model.parameters()).device.type)
+
+    def train_on(cfg):
+        runner = Runner.from_cfg(cfg)
+        recorder = LossRecorder()
+        runner.register_hook(recorder)
+        runner.register_hook(DeviceRecorder())
+        runner.train()
+        return recorder.losses
+
+    devices = []
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        full = train_on(tiny_config(method, tmp_path / 'full'))
+        cfg = tiny_config(method, tmp_path / 'resumed')
+        cfg.resume = True
+        cfg.load_from = str(tmp_path / 'full' / 'iter_3.pth')
+        resumed = train_on(cfg)
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert devices == ['cuda', 'cuda']
+    assert sorted(resumed) == [4, 5, 6]
+    for it in (4, 5, 6):
+        assert resumed[it] == full[it], f'iteration {it}'
