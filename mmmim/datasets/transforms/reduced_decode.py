@@ -73,27 +73,43 @@ class DecodeRandomResizedCrop(RandomResizedCrop):
                                        backend_args=backend_args)
         self.reduced_decode = reduced_decode
 
-    def transform(self, results: dict):
-        filename = results['img_path']
+    def read_header(self, filename: str):
+        """The file's bytes, its image header (Pillow's, which reads only
+        the header), whether EXIF rotates it, and why it cannot be used
+        (None if it can)."""
         try:
             img_bytes = fileio.get(filename,
                                    backend_args=self.loader.backend_args)
             reason = check_image_bytes(img_bytes)
-            header = Image.open(io.BytesIO(img_bytes))  # reads the header
+            header = Image.open(io.BytesIO(img_bytes))
             rotated = header.getexif().get(_EXIF_ORIENTATION, 1) != 1
         except Exception as e:  # missing file, permissions, not an image
-            reason = f'{type(e).__name__}: {e}'
+            return None, None, False, f'{type(e).__name__}: {e}'
+        return img_bytes, header, rotated, reason
+
+    def draw_crop(self, width: int, height: int):
+        """``RandomResizedCrop``'s box for an image of this size (it reads
+        only the image's shape): ``offset_h, offset_w, crop_h, crop_w``."""
+        return self.rand_crop_params(
+            np.empty((height, width, 0), dtype=np.uint8))
+
+    def load_and_crop(self, results: dict):
+        """The config's two transforms (``LoadImageChecked``,
+        ``RandomResizedCrop``), for files decoded as they are."""
+        results = self.loader(results)
+        return None if results is None else super().transform(results)
+
+    def transform(self, results: dict):
+        filename = results['img_path']
+        img_bytes, header, rotated, reason = self.read_header(filename)
         if reason is not None:
             return self.loader._fail(filename, reason)
         if header.format != 'JPEG' or rotated:
-            # cv2 decodes (and rotates) these: the config's two transforms
-            results = self.loader(results)
-            return None if results is None else super().transform(results)
+            # cv2 decodes (and rotates) these
+            return self.load_and_crop(results)
 
         width, height = header.size
-        # RandomResizedCrop reads only the image's shape
-        offset_h, offset_w, crop_h, crop_w = self.rand_crop_params(
-            np.empty((height, width, 0), dtype=np.uint8))
+        offset_h, offset_w, crop_h, crop_w = self.draw_crop(width, height)
         out_h, out_w = self.scale
         reduction = 1
         while (self.reduced_decode and reduction < 8
