@@ -21,9 +21,10 @@ def test_gpu_check_dry_run_writes_the_report(tmp_path):
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = (tmp_path / 'gpu_report.md').read_text()
-    # the test phase: a GPU test's CPU variant, the UperNet and Mask R-CNN
-    # steps (compiled mmcv here, so none skips)
-    assert '3 passed' in report
+    # the test phase: the CPU variants of two GPU tests (HPM's teacher,
+    # decoding on the device), the UperNet and Mask R-CNN steps (compiled
+    # mmcv here, so none skips)
+    assert '4 passed' in report
     assert '| mmmim mae |' in report
     assert 'ImageNet pipeline (8 JPEGs 500x375 q90' in report
     result = json.loads((tmp_path / 'benchmark.json').read_text())
@@ -43,3 +44,7 @@ def test_gpu_check_dry_run_writes_the_report(tmp_path):
     pipeline = result['pipeline']
     assert pipeline['config (cv2 decode)'] > 0
     assert pipeline['reduced-size decode'] > 0
+    assert pipeline['device decode (host part)'] > 0
+    assert pipeline['device_decode']['device'] == 'cpu'
+    assert pipeline['device_decode']['images_per_s'] > 0
+    assert '| mmmim mae | ' in report and 'device decode adds' in report

@@ -70,7 +70,8 @@ if [ "$DRY" = 1 ]; then
   # the CPU variants of a GPU test and of the downstream steps (with
   # --install-wheels: whether the carried wheels run Mask R-CNN / UperNet)
   TEST_ARGS=(tests/test_gpu.py tests/test_detection_ops.py
-    -k "(hpm_teacher and cpu) or (upernet and cpu) or mask_rcnn_step_same")
+    tests/test_device_decode.py
+    -k "(hpm_teacher or upernet or grey_level) and cpu or mask_rcnn_step_same")
   T_TESTS=900 T_BENCH=900  # CPU timings mean nothing here
 fi
 

@@ -62,9 +62,10 @@ from mmengine.dataset import default_collate, pseudo_collate  # noqa: E402
 from mmengine.hub import get_config  # noqa: E402
 from mmengine.logging import MessageHub, MMLogger  # noqa: E402
 from mmmim.utils import build_model_from_config  # noqa: E402
-from mmpretrain.registry import HOOKS, TRANSFORMS  # noqa: E402
+from mmpretrain.registry import HOOKS, MODELS, TRANSFORMS  # noqa: E402
 
-from benchmark_report import PIPELINES, profile_line  # noqa: E402  (beside)
+from benchmark_report import (PIPELINES, feeding,  # noqa: E402  (beside)
+                              profile_line)
 
 # method -> mmmim config
 METHOD_CONFIGS = dict(
@@ -81,6 +82,8 @@ MMPRETRAIN_COUNTERPARTS = dict(
 )
 # the ImageNet pipeline whose throughput is measured
 PIPELINE_CONFIG = METHOD_CONFIGS['mae']
+# the same with the JPEGs decoded on the model's device
+DEVICE_DECODE_CONFIG = 'configs/mae/mae-vit-base_pixel_1600e_device-decode.py'
 
 
 def parse_args(argv=None):
@@ -421,10 +424,13 @@ def write_imagenet_like_jpegs(folder, num, size=(500, 375), quality=90,
 
 
 def time_pipeline(num_images: int, batch_size: int = 64,
-                  size=(500, 375)) -> dict:
+                  size=(500, 375), device: str = 'cpu',
+                  device_batch: int = 256) -> dict:
     """Images per CPU-second of the ImageNet pre-training pipeline +
-    collate in this process, one thread: the config's (cv2 decode) and with
-    reduced-size JPEG decoding."""
+    collate in this process, one thread: the config's (cv2 decode), with
+    reduced-size JPEG decoding, and the workers' part of decoding on the
+    device; and images/s of the device's part (:func:`time_device_decode`,
+    batches of ``device_batch``) on ``device``."""
     import cv2
     from mmcv.transforms import Compose
     cv2.setNumThreads(1)
@@ -436,14 +442,18 @@ def time_pipeline(num_images: int, batch_size: int = 64,
     assert crop['type'] == 'RandomResizedCrop', crop
     reduced = [dict(crop, type='DecodeRandomResizedCrop')
                ] + config_pipeline[2:]
+    device_cfg = Config.fromfile(str(ROOT / DEVICE_DECODE_CONFIG))
+    device_decode = list(device_cfg.train_dataloader.dataset.pipeline)
     out = dict(images=num_images, batch_size=batch_size,
                size=f'{size[0]}x{size[1]}', quality=90)
     with tempfile.TemporaryDirectory() as folder:
         paths = write_imagenet_like_jpegs(folder, num_images, size)
         out['mean_kb'] = float(np.mean([os.path.getsize(p)
                                         for p in paths])) / 1024
-        for name, steps in (('config (cv2 decode)', config_pipeline),
-                            ('reduced-size decode', reduced)):
+        for name, steps, collate in (
+                ('config (cv2 decode)', config_pipeline, default_collate),
+                ('reduced-size decode', reduced, default_collate),
+                ('device decode (host part)', device_decode, pseudo_collate)):
             pipeline = Compose([TRANSFORMS.build(t) for t in steps])
             np.random.seed(0)
             for p in paths[:8]:  # warm-up
@@ -452,10 +462,41 @@ def time_pipeline(num_images: int, batch_size: int = 64,
             # second, also on a machine shared with other work
             start = time.process_time()
             for i in range(0, len(paths), batch_size):
-                default_collate([pipeline(dict(img_path=p))
-                                 for p in paths[i:i + batch_size]])
+                collate([pipeline(dict(img_path=p))
+                         for p in paths[i:i + batch_size]])
             out[name] = len(paths) / (time.process_time() - start)
+        batch = pseudo_collate([Compose([TRANSFORMS.build(t) for t in
+                                         device_decode])(
+            dict(img_path=paths[i % len(paths)]))
+            for i in range(device_batch)])
+        out['device_decode'] = dict(
+            device=device, batch_size=device_batch,
+            images_per_s=time_device_decode(
+                batch, MODELS.build(device_cfg.data_preprocessor), device))
     return out
+
+
+def time_device_decode(batch: dict, preprocessor, device: str,
+                       iters: int = 5) -> float:
+    """Images/s of ``DeviceDecodeDataPreprocessor`` (decode, crop, resize,
+    flip, normalise) on ``device`` for a collated batch: the median of
+    ``iters`` after two warm-ups."""
+    preprocessor = preprocessor.to(device)
+
+    def sync():
+        if torch.device(device).type == 'cuda':
+            torch.cuda.synchronize(device)
+
+    for _ in range(2):
+        preprocessor(batch, True)
+    times = []
+    for _ in range(iters):
+        sync()
+        start = time.perf_counter()
+        preprocessor(batch, True)
+        sync()
+        times.append(time.perf_counter() - start)
+    return len(batch['inputs']) / statistics.median(times)
 
 
 def available_cores() -> int:
@@ -533,7 +574,8 @@ def main(argv=None):
         print(f'\nHPM hard-patch mask, batch {args.hpm_mask_batch}, 196 '
               f'patches: {ms:.2f} ms')
     if args.pipeline:
-        pipe = time_pipeline(args.pipeline, 64, tuple(args.pipeline_size))
+        pipe = time_pipeline(args.pipeline, 64, tuple(args.pipeline_size),
+                             args.device, args.batch_size)
         cores = available_cores()
         pipe['cores'] = cores
         result['pipeline'] = pipe
@@ -541,13 +583,19 @@ def main(argv=None):
               f"JPEGs {pipe['size']} q90 (mean {pipe['mean_kb']:.0f} kB), "
               'one core:')
         for name in PIPELINES:
-            print(f'  {name:<22}{pipe[name]:>8.0f} img/s per core')
+            print(f'  {name:<26}{pipe[name]:>8.0f} img/s per core')
+        dev = pipe['device_decode']
+        print(f"  device decode on {dev['device']} (batch "
+              f"{dev['batch_size']}): {dev['images_per_s']:.0f} img/s")
         if rows:
             print(f'cores needed to feed each step ({cores} here), config '
-                  'pipeline / reduced-size decode:')
+                  'pipeline / reduced-size decode / device decode; time the '
+                  'device decode adds to the step; fed:')
             for row in rows:
-                need = [row['images_per_s'] / pipe[k] for k in PIPELINES]
-                print(f"  {row['name']:<30}{need[0]:>7.1f}{need[1]:>7.1f}")
+                need, extra, fed = feeding(row, pipe)
+                print(f"  {row['name']:<30}"
+                      + ''.join(f'{n:>7.1f}' for n in need)
+                      + f'{extra:>7.0%}  {fed}')
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         with open(args.json, 'w') as f:

@@ -8,7 +8,23 @@ import json
 import os
 import sys
 
-PIPELINES = ('config (cv2 decode)', 'reduced-size decode')
+PIPELINES = ('config (cv2 decode)', 'reduced-size decode',
+             'device decode (host part)')
+
+
+def feeding(row: dict, pipe: dict):
+    """For one measured step: the cores each pipeline needs to feed it
+    (``PIPELINES``' order), the time the device decode adds to the step
+    (its time per image over the step's), and whether this machine feeds
+    it and how."""
+    need = [row['images_per_s'] / pipe[k] for k in PIPELINES]
+    extra = row['images_per_s'] / pipe['device_decode']['images_per_s']
+    cores = pipe['cores']
+    fed = ('yes' if need[0] <= cores else
+           'with reduced-size decode' if need[1] <= cores else
+           f'with device decode (+{extra:.0%} step time)'
+           if need[2] <= cores else 'no')
+    return need, extra, fed
 
 
 def profile_line(prof: dict) -> str:
@@ -82,20 +98,23 @@ def render_markdown(paths) -> str:
                 for r in profiled]
     pipe = first.get('pipeline')
     if pipe:
+        dev = pipe['device_decode']
         out += ['', f"ImageNet pipeline ({pipe['images']} JPEGs "
                 f"{pipe['size']} q{pipe['quality']}, mean "
                 f"{pipe['mean_kb']:.0f} kB), one core: "
                 + ', '.join(f"{k} **{pipe[k]:.0f} img/s**" for k in PIPELINES)
-                + f"; this machine has {pipe['cores']} cores.", '',
+                + f"; the device decode's part on {dev['device']} (batch "
+                f"{dev['batch_size']}): **{dev['images_per_s']:.0f} img/s**;"
+                f" this machine has {pipe['cores']} cores.", '',
                 '| model | img/s | cores needed (config / reduced-size '
-                'decode) | fed by this machine |', '| --- | ---: | ---: | --- |']
+                'decode / device decode) | device decode adds | '
+                'fed by this machine |',
+                '| --- | ---: | ---: | ---: | --- |']
         for r in rows:
-            need = [r['images_per_s'] / pipe[k] for k in PIPELINES]
-            fed = ('yes' if need[0] <= pipe['cores'] else
-                   'with reduced-size decode' if min(need) <= pipe['cores']
-                   else 'no')
+            need, extra, fed = feeding(r, pipe)
             out.append(f"| {r['name']} | {r['images_per_s']:.0f} | "
-                       f'{need[0]:.1f} / {need[1]:.1f} | {fed} |')
+                       + ' / '.join(f'{n:.1f}' for n in need)
+                       + f' | {extra:.0%} | {fed} |')
     return '\n'.join(out)
 
 
