@@ -34,18 +34,14 @@ def decode_jpegs(encoded: List[torch.Tensor], device: torch.device,
             raise batch_error
 
 
-def crop_resize_flip(img: torch.Tensor, box, size, flip: bool
-                     ) -> torch.Tensor:
-    """``RandomResizedCrop`` (Pillow's bicubic resize) and ``RandomFlip`` of
-    one decoded image (C, H, W): the box ``(x1, y1, x2, y2)`` (end
-    exclusive) resized to ``size`` (h, w), as (1, C, h, w) float values."""
+def crop_resize(img: torch.Tensor, box, size) -> torch.Tensor:
+    """``RandomResizedCrop``'s crop and resize of one decoded image (C, H,
+    W): the box ``(x1, y1, x2, y2)`` (end exclusive) resized to ``size``
+    (h, w) with antialiased bicubic interpolation (torch's port of Pillow's
+    filter), as (1, C, h, w) float values, not yet rounded."""
     x1, y1, x2, y2 = (int(v) for v in box)
-    # antialiased bicubic is torch's port of Pillow's resampling filter;
-    # Pillow's result is uint8, hence the rounding
-    out = F.interpolate(img[None, :, y1:y2, x1:x2].float(), size=size,
-                        mode='bicubic', align_corners=False, antialias=True)
-    out = out.clamp_(0, 255).round_()
-    return out.flip(-1) if flip else out
+    return F.interpolate(img[None, :, y1:y2, x1:x2].float(), size=size,
+                         mode='bicubic', align_corners=False, antialias=True)
 
 
 @MODELS.register_module()
@@ -94,7 +90,7 @@ class DeviceDecodeDataPreprocessor(SelfSupDataPreprocessor):
             [inputs[i].cpu() for i in encoded], self._device,
             [data_samples[i].metainfo.get('img_path', f'image {i}')
              for i in encoded]))) if encoded else {}
-        images = []
+        images, flipped = [], []
         for i, (x, sample) in enumerate(zip(inputs, data_samples)):
             if i in decoded:
                 missing = [k for k in ('crop_bbox', 'flip', 'img_shape')
@@ -104,14 +100,19 @@ class DeviceDecodeDataPreprocessor(SelfSupDataPreprocessor):
                         f'data sample {i} has no {missing}: pack them with '
                         "PackInputs(meta_keys=[..., 'img_shape', 'flip', "
                         "'crop_bbox'])")
-                images.append(crop_resize_flip(
-                    decoded[i], sample.crop_bbox,
-                    tuple(sample.img_shape[:2]), sample.flip))
-            else:
+                images.append(crop_resize(decoded[i], sample.crop_bbox,
+                                          tuple(sample.img_shape[:2])))
+                if sample.flip:
+                    flipped.append(i)
+            else:  # cropped and flipped by the workers
                 img = self.cast_data(x)[None].float()
                 images.append(img[:, [2, 1, 0]]
                               if self._channel_conversion else img)
-        batch = torch.cat(images)
+        # Pillow's result is uint8: round and clip (the workers' images are
+        # uint8 already); a few kernels for the batch, not per image
+        batch = torch.cat(images).clamp_(0, 255).round_()
+        if flipped:
+            batch[flipped] = batch[flipped].flip(-1)
         if self._enable_normalize:
             batch = (batch - self.mean) / self.std
         return {'inputs': batch, 'data_samples': data_samples}
