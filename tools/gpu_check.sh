@@ -12,16 +12,17 @@
 #                                Mask R-CNN / UperNet where mmcv has ops)
 #   2. benchmark.py --device cuda --precision bf16 --batch-size 256, all five
 #      methods at ViT-B / HiViT-B 224 px with mmpretrain's MAE and iTPN, the
-#      matmul rate, MFU, one profiled step of MAE and HPM, and the ImageNet
-#      pipeline's images/s per CPU core
+#      matmul rate, MFU, one profiled step of MAE and HPM, the ImageNet
+#      pipeline's images/s per CPU core and of decoding on the GPU
 #   3. benchmark.py --compile on for --compile-methods (default: mae)
 # Report: $OUT/gpu_report.md (OUT: a folder of your choice) or
 # work_dirs/gpu_check/gpu_report.md, next to the logs and JSON results.
 #
 # Environment: the machine's python3 with its CUDA torch. Without mmpretrain
 # there, the wheels in .gpu/wheels (tools/gpu_prepare.sh; MMMIM_GPU_DIR for
-# another folder than .gpu) are installed into
-# a throw-away virtual environment that also sees python3's own packages.
+# another folder than .gpu) are installed into a throw-away virtual
+# environment (MMMIM_GPU_ENV, default /tmp/mmmim-gpu-env, made afresh) that
+# also sees python3's own packages.
 #
 # Options: --dry-run, --device DEV, --batch-size N, --methods "a b",
 #   --compile-methods "a b" ('' for none), --pipeline N (images; 0: off),
@@ -93,9 +94,10 @@ if [ "$INSTALL" = 1 ] || ! "$PY" -c 'import mmpretrain' 2>/dev/null; then
   say "installing $GPU_DIR/wheels into $ENV (over the machine's packages)"
   # a virtual environment of its own whose site-packages (the wheels) come
   # first, then python3's own (torch, numpy, ... and their .pth files); a
-  # venv's --system-site-packages would skip those when python3 is a venv
+  # venv's --system-site-packages would skip those when python3 is a venv;
+  # made afresh (--clear): one left by another Python keeps that Python
   SITES=$("$PY" -c 'import site; print(repr(site.getsitepackages()))')
-  "$PY" -m venv --without-pip "$ENV" &&
+  "$PY" -m venv --clear --without-pip "$ENV" &&
     SITE_DIR=$("$ENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') &&
     echo "import site; list(map(site.addsitedir, $SITES))" >"$SITE_DIR/zz_machine_packages.pth" &&
     "$ENV/bin/python" -m pip install -q --no-index --no-deps --no-compile \

@@ -1,0 +1,25 @@
+# iTPN HiViT-B, pixel targets, 800 epochs (./itpn-base_pixel_800e.py, the
+# reference recipe) with the JPEGs decoded, cropped and flipped on the GPU,
+# as ../mae/mae-vit-base_pixel_1600e_device-decode.py explains (docs/gpu.md,
+# section 5). The same crops, flips and masks as the base config's pipeline
+# for the same random draws.
+_base_ = './itpn-base_pixel_800e.py'
+
+train_pipeline = [
+    dict(
+        type='DeviceDecodeRandomResizedCrop',
+        scale={{_base_.img_size}},
+        crop_ratio_range=(0.2, 1.0),
+        backend='pillow',
+        interpolation='bicubic',
+        flip_prob=0.5),
+    dict(type='RandomMaskGenerator', input_size={{_base_.img_size}},
+         patch_size={{_base_.patch_size}}, mask_ratio=0.75),
+    dict(type='PackInputs', algorithm_keys=['mask'],
+         meta_keys=['img_path', 'ori_shape', 'img_shape', 'flip',
+                    'crop_bbox']),
+]
+train_dataloader = dict(
+    collate_fn=dict(type='pseudo_collate'),
+    dataset=dict(pipeline=train_pipeline))
+data_preprocessor = dict(type='DeviceDecodeDataPreprocessor')
