@@ -3,19 +3,12 @@
 # ../mae/mae-vit-base_pixel_1600e_device-decode.py explains (docs/gpu.md,
 # section 5). The same crops and flips as the base config's pipeline for the
 # same random draws (HPM's masks are drawn by the model).
-_base_ = './hpm-vit-base_pixel_800e.py'
+_base_ = ['./hpm-vit-base_pixel_800e.py',
+          '../_base_/datasets/imagenet_device_decode.py']
 
 train_pipeline = [
-    dict(
-        type='DeviceDecodeRandomResizedCrop',
-        scale=224,
-        crop_ratio_range=(0.2, 1.0),
-        backend='pillow',
-        interpolation='bicubic',
-        flip_prob=0.5),
-    dict(type='PackInputs',
-         meta_keys=['img_path', 'ori_shape', 'img_shape', 'flip',
-                    'crop_bbox']),
+    {{_base_.device_decode_crop}},
+    dict(type='PackInputs', meta_keys={{_base_.device_decode_meta_keys}}),
 ]
 train_dataloader = dict(
     collate_fn=dict(type='pseudo_collate'),

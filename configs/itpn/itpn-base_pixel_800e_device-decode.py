@@ -3,21 +3,15 @@
 # as ../mae/mae-vit-base_pixel_1600e_device-decode.py explains (docs/gpu.md,
 # section 5). The same crops, flips and masks as the base config's pipeline
 # for the same random draws.
-_base_ = './itpn-base_pixel_800e.py'
+_base_ = ['./itpn-base_pixel_800e.py',
+          '../_base_/datasets/imagenet_device_decode.py']
 
 train_pipeline = [
-    dict(
-        type='DeviceDecodeRandomResizedCrop',
-        scale={{_base_.img_size}},
-        crop_ratio_range=(0.2, 1.0),
-        backend='pillow',
-        interpolation='bicubic',
-        flip_prob=0.5),
+    {{_base_.device_decode_crop}},
     dict(type='RandomMaskGenerator', input_size={{_base_.img_size}},
          patch_size={{_base_.patch_size}}, mask_ratio=0.75),
     dict(type='PackInputs', algorithm_keys=['mask'],
-         meta_keys=['img_path', 'ori_shape', 'img_shape', 'flip',
-                    'crop_bbox']),
+         meta_keys={{_base_.device_decode_meta_keys}}),
 ]
 train_dataloader = dict(
     collate_fn=dict(type='pseudo_collate'),

@@ -3,26 +3,20 @@
 # and draw the crop boxes and flips; DeviceDecodeDataPreprocessor decodes
 # (nvJPEG), crops, resizes (antialiased bicubic, as Pillow) and flips on the
 # device. For machines whose cores cannot decode as fast as the GPU trains
-# (docs/benchmarks.md, "Feeding the step"). The same crops and flips as the
-# base config's pipeline for the same random draws; pixels within about one
-# grey level of it (docs/gpu.md, section 5). Three changes:
-_base_ = './mae-vit-base_pixel_1600e.py'
+# (docs/benchmarks.md, "Feeding the step"). The same crops, flips and masks
+# as the base config's pipeline for the same random draws; pixels within
+# about a grey level of it (docs/gpu.md, section 5). Three changes:
+_base_ = ['./mae-vit-base_pixel_1600e.py',
+          '../_base_/datasets/imagenet_device_decode.py']
 
 # 1. one transform in place of LoadImageChecked + RandomResizedCrop +
 #    RandomFlip, and the crop box / flip packed for the preprocessor
 train_pipeline = [
-    dict(
-        type='DeviceDecodeRandomResizedCrop',
-        scale=224,
-        crop_ratio_range=(0.2, 1.0),
-        backend='pillow',
-        interpolation='bicubic',
-        flip_prob=0.5),
+    {{_base_.device_decode_crop}},
     dict(type='RandomMaskGenerator', input_size=224, patch_size=16,
          mask_ratio=0.75),
     dict(type='PackInputs', algorithm_keys=['mask'],
-         meta_keys=['img_path', 'ori_shape', 'img_shape', 'flip',
-                    'crop_bbox']),
+         meta_keys={{_base_.device_decode_meta_keys}}),
 ]
 # 2. the files' bytes differ in length: a list, not a stacked batch
 train_dataloader = dict(
