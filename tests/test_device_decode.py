@@ -42,12 +42,20 @@ def files(tmp_path_factory):
         photo((w, h)).save(paths[w], quality=90)
     paths['gray'] = str(root / 'gray.JPEG')
     photo((400, 300), 'L').save(paths['gray'], quality=90)
+    # nvJPEG decodes these in software, one by one
+    paths['progressive'] = str(root / 'progressive.JPEG')
+    photo((600, 450)).save(paths['progressive'], quality=90,
+                           progressive=True)
     # decoded by the workers: a PNG, a CMYK JPEG
     paths['png'] = str(root / 'photo.png')
     photo((300, 200)).save(paths['png'])
     paths['cmyk'] = str(root / 'cmyk.JPEG')
     photo((320, 240), 'CMYK').save(paths['cmyk'], quality=90)
     return paths
+
+
+#: the test files: JPEGs the device decodes, files the workers decode
+KINDS = (500, 1000, 'gray', 'progressive', 'png', 'cmyk')
 
 
 def pipelines(pair=(BASE, DEVICE_DECODE)):
@@ -76,7 +84,7 @@ def both_batches(paths, seed=0, pair=(BASE, DEVICE_DECODE)):
 
 @pytest.mark.parametrize('pair', PAIRS, ids=[b.stem for b, _ in PAIRS])
 def test_same_crops_flips_and_masks_as_the_config_pipeline(files, pair):
-    paths = [files[k] for k in (500, 1000, 'gray', 'png', 'cmyk')] * 3
+    paths = [files[k] for k in KINDS] * 3
     base, device = both_batches(paths, pair=pair)
     flips = set()
     for p, a, b in zip(paths, base, device):
@@ -103,7 +111,7 @@ def test_same_crops_flips_and_masks_as_the_config_pipeline(files, pair):
 @pytest.mark.parametrize('device', DEVICES)
 def test_device_decoded_batch_within_a_grey_level_of_the_config(files,
                                                                 device):
-    paths = [files[k] for k in (500, 1000, 'gray', 'png', 'cmyk')] * 2
+    paths = [files[k] for k in KINDS] * 2
     base, device_samples = both_batches(paths, seed=3)
     base_pre, device_pre = preprocessors()
     ref = base_pre(pseudo_collate(base) | dict(
@@ -112,7 +120,7 @@ def test_device_decoded_batch_within_a_grey_level_of_the_config(files,
     assert out['inputs'].device.type == device
     diff = ((out['inputs'].cpu() - ref) *
             torch.tensor([58.395, 57.12, 57.375])[:, None, None]).abs()
-    assert out['inputs'].shape == ref.shape == (10, 3, 224, 224)
+    assert out['inputs'].shape == ref.shape == (len(paths), 3, 224, 224)
     for i, p in enumerate(paths):
         if p in (files['png'], files['cmyk']):
             assert diff[i].max() < 1e-3, p  # the same pixels
