@@ -35,9 +35,12 @@ gap.
 ``--pipeline N`` also times the ImageNet pre-training pipeline (the MAE
 config's: decode, RandomResizedCrop, flip, mask, pack, collate) on N
 ImageNet-like JPEGs it writes (500 x 375, quality 90, from scikit-image's
-photos), in one process on one CPU core, with the config's cv2 decoding and
-with ``DecodeRandomResizedCrop`` (reduced-size JPEG decoding), and says how
-many of this machine's cores each measured step needs.
+photos), in one process on one CPU core, with the config's cv2 decoding,
+with ``DecodeRandomResizedCrop`` (reduced-size JPEG decoding) and the
+workers' part of decoding on the device (``DeviceDecodeRandomResizedCrop``);
+times the device's part of it (``DeviceDecodeDataPreprocessor``) on
+``--device`` at ``--batch-size``; and says how many of this machine's cores
+each measured step needs, and what decoding on the device adds to it.
 """
 import argparse
 import contextlib
