@@ -199,6 +199,44 @@ def test_bad_input_is_named(files, tmp_path):
         pre(pseudo_collate([good, bad]))
 
 
+def test_files_the_device_decoder_rejects_are_decoded_on_the_cpu(
+        files, monkeypatch):
+    """nvJPEG refuses some valid JPEGs (unusual chroma subsampling): such a
+    file is decoded on the CPU, named in a warning. Simulated here by a
+    device decoder (on the meta device) that rejects one file."""
+    import torchvision.io
+
+    import mmmim.models.data_preprocessors as dp
+    real = torchvision.io.decode_jpeg
+    rejected = Path(files['progressive']).read_bytes()
+    calls, logged = [], []
+
+    def device_decoder(data, mode, device=torch.device('cpu')):
+        calls.append((device.type, isinstance(data, list)))
+        if device.type == 'cpu':
+            return real(data, mode=mode)
+        batch = data if isinstance(data, list) else [data]
+        if any(bytes(t.numpy()) == rejected for t in batch):
+            raise RuntimeError('Unknown chroma subsampling')
+        out = [real(t, mode=mode).to(device) for t in batch]
+        return out if isinstance(data, list) else out[0]
+
+    monkeypatch.setattr(torchvision.io, 'decode_jpeg', device_decoder)
+    monkeypatch.setattr(dp, 'print_log', lambda msg, **kw: logged.append(msg))
+    paths = [files[500], files['progressive'], files['gray']]
+    encoded = [torch.frombuffer(bytearray(Path(p).read_bytes()),
+                                dtype=torch.uint8) for p in paths]
+    images = dp.decode_jpegs(encoded, torch.device('meta'), paths)
+    assert [img.device.type for img in images] == ['meta'] * 3
+    assert [tuple(img.shape) for img in images] == [
+        (3, 375, 500), (3, 450, 600), (3, 300, 400)]
+    # the batch, then one by one; the rejected file again on the CPU
+    assert calls == [('meta', True), ('meta', False), ('meta', False),
+                     ('cpu', False), ('meta', False)]
+    assert len(logged) == 1 and 'progressive.JPEG: not decodable on meta' \
+        in logged[0] and 'decoded on the CPU' in logged[0]
+
+
 class LossRecorder(Hook):
 
     def __init__(self):

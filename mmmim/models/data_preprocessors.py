@@ -1,10 +1,12 @@
 """A data preprocessor that decodes the batch's JPEGs on the model's device
 (see ``mmmim/datasets/transforms/device_decode.py``)."""
+import logging
 import warnings
 from typing import List
 
 import torch
 import torch.nn.functional as F
+from mmengine.logging import print_log
 
 from mmpretrain.models import SelfSupDataPreprocessor
 from mmpretrain.registry import MODELS
@@ -15,23 +17,44 @@ def decode_jpegs(encoded: List[torch.Tensor], device: torch.device,
                  paths: List[str]) -> List[torch.Tensor]:
     """RGB uint8 images (C, H, W) on ``device`` from JPEG files' bytes (1-D
     uint8 CPU tensors): nvJPEG on CUDA (one batched call), libjpeg-turbo on
-    the CPU. A batch the decoder rejects is decoded again image by image to
-    name the file (:class:`ImageLoadError`)."""
+    the CPU.
+
+    When the batch fails, its images are decoded one by one: an image the
+    device's decoder rejects (nvJPEG refuses some valid files, e.g. unusual
+    chroma subsampling) is decoded on the CPU with a warning naming it; one
+    the CPU cannot decode either raises :class:`ImageLoadError` naming it.
+    """
     from torchvision.io import ImageReadMode, decode_jpeg
+    device = torch.device(device)
     with warnings.catch_warnings():
         # torchvision >= 0.29 points to TorchCodec; its decode still works
         warnings.simplefilter('ignore', DeprecationWarning)
         try:
             return decode_jpeg(encoded, mode=ImageReadMode.RGB,
                                device=device)
-        except RuntimeError as batch_error:
-            for data, path in zip(encoded, paths):
-                try:
-                    decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
-                except RuntimeError as e:
-                    raise ImageLoadError(
-                        f'cannot decode {path} on {device}: {e}') from e
-            raise batch_error
+        except RuntimeError:
+            pass  # find the file(s) below
+        images = []
+        for data, path in zip(encoded, paths):
+            try:
+                images.append(decode_jpeg(data, mode=ImageReadMode.RGB,
+                                          device=device))
+                continue
+            except RuntimeError as e:
+                device_error = e
+            try:
+                img = (decode_jpeg(data, mode=ImageReadMode.RGB)
+                       if device.type != 'cpu' else None)
+            except RuntimeError:
+                img = None
+            if img is None:
+                raise ImageLoadError(
+                    f'cannot decode {path}: {device_error}') from device_error
+            print_log(f'{path}: not decodable on {device} ({device_error});'
+                      ' decoded on the CPU', logger='current',
+                      level=logging.WARNING)
+            images.append(img.to(device))
+        return images
 
 
 def crop_resize(img: torch.Tensor, box, size) -> torch.Tensor:
@@ -61,11 +84,13 @@ class DeviceDecodeDataPreprocessor(SelfSupDataPreprocessor):
     - an image the data workers decoded (3-D, BGR as ``LoadImageChecked``
       gives it), converted to RGB when ``to_rgb`` is set.
 
-    The batch is then normalised as ``SelfSupDataPreprocessor`` normalises
-    it (``mean`` / ``std`` in RGB order with ``to_rgb=True``, as in the
-    configs). Any other batch (stacked tensors, lists of views) goes to
-    ``SelfSupDataPreprocessor`` unchanged. Arguments are
-    ``SelfSupDataPreprocessor``'s.
+    A file the device's decoder rejects is decoded on the CPU (with a
+    warning naming it), one neither decodes raises ``ImageLoadError``
+    naming it (:func:`decode_jpegs`). The batch is then normalised as
+    ``SelfSupDataPreprocessor`` normalises it (``mean`` / ``std`` in RGB
+    order with ``to_rgb=True``, as in the configs). Any other batch
+    (stacked tensors, lists of views) goes to ``SelfSupDataPreprocessor``
+    unchanged. Arguments are ``SelfSupDataPreprocessor``'s.
     """
 
     @staticmethod

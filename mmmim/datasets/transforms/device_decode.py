@@ -50,8 +50,9 @@ class DeviceDecodeRandomResizedCrop(DecodeRandomResizedCrop):
             must not flip again). Defaults to 0.5.
         on_error (str): ``LoadImageChecked``'s: ``'raise'`` or ``'skip'``,
             for what the workers see without decoding (unreadable, empty,
-            truncated, not an image). A file the device decoder rejects
-            stops the step with an error naming it; a JPEG whose compressed
+            truncated, not an image). A file neither the device's decoder
+            nor the CPU's decodes stops the step with an error naming it
+            (``DeviceDecodeDataPreprocessor``); a JPEG whose compressed
             data stops mid-scan (its end marker present), which
             ``LoadImageChecked`` finds by decoding, is decoded grey-filled
             on the CPU, as cv2 decodes it.
