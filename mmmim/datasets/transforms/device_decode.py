@@ -3,11 +3,12 @@ device.
 
 A GPU can train faster than a machine's cores decode JPEGs (an H200 at
 MAE ViT-B's goal speed takes about 5 600 images/s, some 17 cores of cv2
-decoding of small JPEGs: docs/benchmarks.md). This transform leaves the decoding to the
-data preprocessor on the device (``DeviceDecodeDataPreprocessor``, nvJPEG
-through ``torchvision.io.decode_jpeg``): the data workers only read the
-file, draw the crop box from the size in its header and the flip, and pass
-the file's bytes on.
+decoding of small JPEGs: docs/benchmarks.md). This transform leaves the
+decoding to the data preprocessor on the device
+(``DeviceDecodeDataPreprocessor``, nvJPEG through
+``torchvision.io.decode_jpeg``): the data workers only read the file, draw
+the crop box from the size in its header and the flip, and pass the file's
+bytes on.
 """
 import mmcv
 import numpy as np
