@@ -68,7 +68,7 @@ if [ "$DRY" = 1 ]; then
     "model.backbone.arch={'_delete_':True,'embed_dims':32,'num_layers':1,'num_heads':2,'feedforward_channels':64}"
     model.neck.embed_dim=32 model.neck.decoder_embed_dim=16
     model.neck.decoder_depth=1 model.neck.decoder_num_heads=2)
-  # the CPU variants of a GPU test and of the downstream steps (with
+  # the CPU variants of two GPU tests and of the downstream steps (with
   # --install-wheels: whether the carried wheels run Mask R-CNN / UperNet)
   TEST_ARGS=(tests/test_gpu.py tests/test_detection_ops.py
     tests/test_device_decode.py
