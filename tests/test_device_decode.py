@@ -153,7 +153,7 @@ def test_device_decoded_batch_within_a_grey_level_of_the_config(files,
             assert diff[i].max() <= (10 if cpu else 64), p
 
 
-def test_other_batches_are_selfsup_preprocessors(files):
+def test_other_batches_are_selfsup_preprocessors():
     base_pre, device_pre = preprocessors()
     x = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8)
     for inputs in (x, [x, x.flip(-1)]):  # a batch, two views
