@@ -228,7 +228,11 @@ def schedule(cfg, model, groups):
     for s in cfg.param_scheduler:
         unit = 'ep' if s.get('by_epoch', True) else 'it'
         b, e = s.get('begin', 0), _end(s, cfg)
-        if s.type == 'LinearLR':
+        if s.type == 'LinearWarmupLR':
+            reached = f'{e} {unit} - 1 step (linspace)' if s.get('linspace') \
+                else f'{e} {unit}'
+            parts.append(f'warm-up x{_g(s.start_factor)} -> x1 at {reached}')
+        elif s.type == 'LinearLR':
             parts.append(f'linear x{_g(s.start_factor)} -> '
                          f"x{_g(s.get('end_factor', 1.))} {b}-{e} {unit}")
         elif s.type == 'CosineAnnealingLR':

@@ -113,8 +113,11 @@ optim_wrapper = dict(
         custom_keys={'backbone.pos_embed': dict(decay_mult=0.)}))
 
 warmup_epochs = 5
+# warm-up np.linspace(0, lr, warm-up steps) (itpn_clip/utils/utils.py:
+# 446-454): lr reached at the last warm-up step
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0,
+    dict(type='LinearWarmupLR', start_factor=0., linspace=True,
+         by_epoch=True, begin=0,
          end=warmup_epochs, convert_to_iter_based=True),
     dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True,
          begin=warmup_epochs, convert_to_iter_based=True),

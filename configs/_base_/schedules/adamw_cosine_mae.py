@@ -5,9 +5,10 @@
 #   add_weight_decay without a skip list, so the cls / mask tokens (and any
 #   learnable position table) ARE decayed (mae main_pretrain.py:178-179);
 # - lr = base_lr x total_batch / 256 (mae main_pretrain.py:169-170), linear
-#   warm-up from 0, then half-cosine to min_lr 0, set every iteration
-#   (mae util/lr_sched.py:9-16); mmengine's LinearLR cannot start at 0, it
-#   starts at 1e-4 x lr;
+#   warm-up from 0 that reaches lr at the first step after it, then
+#   half-cosine to min_lr 0, set every iteration (mae util/lr_sched.py:9-16):
+#   mmmim's LinearWarmupLR (mmengine's LinearLR cannot start at 0 and reaches
+#   lr one step early);
 # - fp16 autocast + dynamic loss scaling (mae main_pretrain.py:182).
 # The cosine runs to the end of training: a config changes the length with
 #   train_cfg = dict(max_epochs=1600)
@@ -26,8 +27,8 @@ optim_wrapper = dict(
 warmup_epochs = 40
 param_scheduler = [
     dict(
-        type='LinearLR',
-        start_factor=1e-4,
+        type='LinearWarmupLR',
+        start_factor=0.0,
         by_epoch=True,
         begin=0,
         end=warmup_epochs,

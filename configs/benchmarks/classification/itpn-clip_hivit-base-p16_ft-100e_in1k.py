@@ -50,8 +50,11 @@ model = dict(
     backbone=dict(drop_path_rate=0.1, layer_scale_init_value=0.1),
     head=dict(init_cfg=[dict(type='TruncNormal', layer='Linear', std=0.02)]))
 optim_wrapper = dict(optimizer=dict(lr=5e-4))
+# warm-up np.linspace(0, lr, warm-up steps) (itpn_clip/utils/utils.py:
+# 446-454): lr reached at the last warm-up step
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0, end=20,
+    dict(type='LinearWarmupLR', start_factor=0., linspace=True,
+         by_epoch=True, begin=0, end=20,
          convert_to_iter_based=True),
     dict(type='CosineAnnealingLR', by_epoch=True, begin=20, eta_min=1e-6,
          convert_to_iter_based=True),

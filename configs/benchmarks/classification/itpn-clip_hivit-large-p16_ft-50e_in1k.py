@@ -20,8 +20,11 @@ model = dict(
 optim_wrapper = dict(
     optimizer=dict(lr=2e-4),
     paramwise_cfg=dict(layer_decay_rate=0.55))
+# warm-up np.linspace(0, lr, warm-up steps) (itpn_clip/utils/utils.py:
+# 446-454): lr reached at the last warm-up step
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0, end=5,
+    dict(type='LinearWarmupLR', start_factor=0., linspace=True,
+         by_epoch=True, begin=0, end=5,
          convert_to_iter_based=True),
     dict(type='CosineAnnealingLR', by_epoch=True, begin=5, eta_min=1e-6,
          convert_to_iter_based=True),

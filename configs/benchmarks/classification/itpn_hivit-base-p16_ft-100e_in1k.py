@@ -29,8 +29,9 @@ model = dict(
 optim_wrapper = dict(
     optimizer=dict(lr=4e-4 * 1024 / 256),
     paramwise_cfg=dict(layer_decay_rate=0.60, rescale_depth=12))
+# warm-up from 0, lr reached at its end (util/lr_sched.py:9-16)
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0, end=5,
+    dict(type='LinearWarmupLR', start_factor=0., by_epoch=True, begin=0, end=5,
          convert_to_iter_based=True),
     dict(type='CosineAnnealingLR', by_epoch=True, begin=5, eta_min=5e-6,
          convert_to_iter_based=True),

@@ -85,8 +85,9 @@ optim_wrapper = dict(
     paramwise_cfg=dict(layer_decay_rate=0.65))
 
 # warm-up, then cosine to the end of training (train_cfg.max_epochs)
+# warm-up from 0, lr reached at its end (util/lr_sched.py:9-16)
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0, end=5,
+    dict(type='LinearWarmupLR', start_factor=0., by_epoch=True, begin=0, end=5,
          convert_to_iter_based=True),
     dict(type='CosineAnnealingLR', by_epoch=True, begin=5, eta_min=1e-6,
          convert_to_iter_based=True),

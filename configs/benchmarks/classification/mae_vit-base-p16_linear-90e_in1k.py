@@ -68,8 +68,9 @@ optim_wrapper = dict(
                    momentum=0.9),
     # no trust-ratio scaling for 1-D parameters (the head's bias)
     paramwise_cfg=dict(custom_keys={'bias': dict(lars_exclude=True)}))
+# warm-up from 0, lr reached at its end (util/lr_sched.py:9-16)
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0,
+    dict(type='LinearWarmupLR', start_factor=0., by_epoch=True, begin=0,
          end=10, convert_to_iter_based=True),
     dict(type='CosineAnnealingLR', by_epoch=True, begin=10, eta_min=0.0,
          convert_to_iter_based=True),
