@@ -45,5 +45,9 @@ model = dict(
 custom_hooks = [dict(type='HPMTeacherHook')]
 
 train_dataloader = dict(batch_size=32)  # x 8 GPUs = 256
-optim_wrapper = dict(optimizer=dict(lr=1.5e-4 * 256 / 256))
+# gradients clipped at norm 5: the loop passes no clip_grad to HPM's loss
+# scaler, whose default is 5. (engine_pretrain.py:125-126, util/misc.py:256;
+# MAE's scaler defaults to None); unscaled before clipping, as there
+optim_wrapper = dict(clip_grad=dict(max_norm=5.0),
+                     optimizer=dict(lr=1.5e-4 * 256 / 256))
 auto_scale_lr = dict(base_batch_size=256)
