@@ -168,9 +168,11 @@ class SIMPretrainer(MIMSelfSupervisor):
         m = self.momentum if momentum is None else momentum
         online, target = zip(*((o.data.to(t.dtype), t.data)
                                for o, t in self._momentum_pairs()))
-        # one fused update for all parameters (the same arithmetic per element)
+        # one fused update for all parameters, rounding as mm_update does
+        # (models_sim.py:286-315): each product rounded before the sum;
+        # `alpha=` would be a fused multiply-add with one rounding
         torch._foreach_mul_(target, m)
-        torch._foreach_add_(target, online, alpha=1 - m)
+        torch._foreach_add_(target, torch._foreach_mul(online, 1 - m))
 
     def train_step(self, data, optim_wrapper,
                    **kwargs) -> Dict[str, torch.Tensor]:

@@ -179,10 +179,12 @@ class HPMTarget(CheckedLoadingMixin, BaseModule):
                     values.append(value.to(ema.dtype))
                 else:
                     ema.copy_(value)
-        # one fused update for all tensors (the same arithmetic per element)
+        # one fused update for all tensors, rounding as timm's ModelEma does
+        # (ema * tau + (1 - tau) * value: each product rounded before the
+        # sum; `alpha=` would be a fused multiply-add with one rounding)
         if emas:
             torch._foreach_mul_(emas, tau)
-            torch._foreach_add_(emas, values, alpha=1 - tau)
+            torch._foreach_add_(emas, torch._foreach_mul(values, 1 - tau))
         return tau
 
     def train(self, mode: bool = True):
