@@ -69,10 +69,14 @@ optim_wrapper = dict(
 max_epochs = 800
 warmup_epochs = 10
 param_scheduler = [
-    dict(type='LinearLR', start_factor=5e-7 / 1e-4, by_epoch=True, begin=0,
-         end=warmup_epochs, convert_to_iter_based=True),
+    # timm's warm-up from WARMUP_LR (lr_scheduler.py:_get_lr), reaching the
+    # lr at the first step after it
+    dict(type='LinearWarmupLR', start_factor=5e-7 / 1e-4, by_epoch=True,
+         begin=0, end=warmup_epochs, convert_to_iter_based=True),
+    # begin=0: mmengine counts milestones from `begin`; the reference decays
+    # at epoch 700 of the run (multi_steps are absolute, lr_scheduler.py:22)
     dict(type='MultiStepLR', milestones=[700], gamma=0.1, by_epoch=True,
-         begin=warmup_epochs, end=max_epochs, convert_to_iter_based=True),
+         begin=0, end=max_epochs, convert_to_iter_based=True),
 ]
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
 auto_scale_lr = dict(base_batch_size=2048)
