@@ -42,6 +42,11 @@ import types
 
 import torch
 
+if __name__ == '__main__':
+    # training_cases/ imports this file's helpers as ``make_fixtures``: the
+    # same module, so that its cases land in this CASES
+    sys.modules.setdefault('make_fixtures', sys.modules['__main__'])
+
 HERE = osp.dirname(osp.abspath(__file__))
 DEFAULT_OUT = osp.join(HERE, '..', '..', 'tests', 'data', 'reference')
 
@@ -611,6 +616,10 @@ def itpn_clip():
         outputs=detach(dict(main=rec.out['main'], pyramid=outs, aux=aux,
                             main_pred=main_pred, aux_pred=aux_pred,
                             target=target, loss=loss)))
+
+
+# ----------------------------------------- training loops (training_cases/)
+import training_cases  # noqa: E402,F401  (registers the *_train cases)
 
 
 # ------------------------------------------------------------- the driver
