@@ -235,9 +235,12 @@ def schedule(cfg, model, groups):
         elif s.type == 'LinearLR':
             parts.append(f'linear x{_g(s.start_factor)} -> '
                          f"x{_g(s.get('end_factor', 1.))} {b}-{e} {unit}")
-        elif s.type == 'CosineAnnealingLR':
+        elif s.type in ('CosineAnnealingLR', 'LayerDecayCosineAnnealingLR'):
             t_max = s.get('T_max') or e - b
-            text = f"cosine to {_g(s.get('eta_min', 0))} {b}-{e} {unit}"
+            floor = _g(s.get('eta_min', 0))
+            if s.type == 'LayerDecayCosineAnnealingLR':
+                floor += ' x lr_scale'
+            text = f"cosine to {floor} {b}-{e} {unit}"
             if t_max != e - b:
                 text += f' (T_max {t_max})'
             parts.append(text)

@@ -141,6 +141,9 @@ def train_like_fixture(config, fx, make_tiny, work_dir, inputs,
         collate_fn=dict(type='default_collate'),
         dataset=dict(type='_ReferenceTrainingSamples', inputs=Rows(inputs),
                      fields={k: Rows(v) for k, v in (fields or {}).items()}))
+    # training only (the fine-tuning configs validate on ImageNet)
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+    cfg.test_dataloader = cfg.test_cfg = cfg.test_evaluator = None
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=-1)
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
     cfg.custom_hooks = [h for h in cfg.get('custom_hooks', [])

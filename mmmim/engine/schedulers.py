@@ -1,5 +1,8 @@
-"""The references' linear warm-up, as an mmengine lr scheduler."""
-from mmengine.optim import LinearLR
+"""The references' lr rules that mmengine's schedulers do not compute: the
+linear warm-up, and the cosine floor under layer decay."""
+import math
+
+from mmengine.optim import CosineAnnealingLR, LinearLR
 
 from mmpretrain.registry import PARAM_SCHEDULERS
 
@@ -48,3 +51,36 @@ class LinearWarmupLR(LinearLR):
         progress = min(self.last_step, self.warmup_steps) / self.warmup_steps
         factor = self.start_factor + (1. - self.start_factor) * progress
         return [base * factor for base in self.base_values]
+
+
+@PARAM_SCHEDULERS.register_module()
+class LayerDecayCosineAnnealingLR(CosineAnnealingLR):
+    """Cosine annealing whose floor is scaled like the lr: group ``g`` goes
+    from its own lr to ``eta_min x lr_scale_g``.
+
+    MAE's fine-tuning ``util/lr_sched.py`` (and HPM's, SIM's, iTPN's; BEiT's
+    ``cosine_scheduler`` in iTPN-CLIP likewise) computes one lr,
+    ``min_lr + (lr - min_lr) x cos``, and multiplies it by each group's
+    layer-decay ``lr_scale``. ``CosineAnnealingLR(eta_min=...)`` takes every
+    group to the same absolute floor, so the lower layers, whose lr is
+    scaled far below ``eta_min`` (0.65^13 = 0.004 of the top's in ViT-B),
+    end at ``eta_min`` instead (250 times theirs).
+
+    The groups' lrs at construction (after any ``--auto-scale-lr``) are
+    ``lr x lr_scale`` for one peak ``lr`` (the layer-decay constructor's
+    groups; a group without ``lr_scale`` has 1), so this is
+    ``CosineAnnealingLR`` with ``eta_min_ratio = eta_min / lr``.
+    """
+
+    def __init__(self, optimizer, eta_min: float = 0., **kwargs):
+        if 'eta_min_ratio' in kwargs:
+            raise ValueError('LayerDecayCosineAnnealingLR takes eta_min')
+        peaks = [g.get('initial_lr', g['lr']) / g.get('lr_scale', 1.)
+                 for g in optimizer.param_groups]
+        if not all(math.isclose(p, peaks[0], rel_tol=1e-6) for p in peaks):
+            raise ValueError(
+                'LayerDecayCosineAnnealingLR: the groups\' lr / lr_scale '
+                f'differ ({min(peaks):.4g} to {max(peaks):.4g}); each group '
+                "needs lr = peak lr x its 'lr_scale'")
+        ratio = eta_min / peaks[0] if peaks[0] else 0.
+        super().__init__(optimizer, eta_min_ratio=ratio, **kwargs)

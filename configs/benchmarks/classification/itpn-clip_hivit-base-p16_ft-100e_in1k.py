@@ -56,7 +56,9 @@ param_scheduler = [
     dict(type='LinearWarmupLR', start_factor=0., linspace=True,
          by_epoch=True, begin=0, end=20,
          convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=20, eta_min=1e-6,
-         convert_to_iter_based=True),
+    # the floor scaled by each group's layer decay like its lr
+    # (itpn_clip engine_for_finetuning.py:60)
+    dict(type='LayerDecayCosineAnnealingLR', by_epoch=True, begin=20,
+         eta_min=1e-6, convert_to_iter_based=True),
 ]
 auto_scale_lr = dict(base_batch_size=2048)

@@ -33,6 +33,8 @@ optim_wrapper = dict(
 param_scheduler = [
     dict(type='LinearWarmupLR', start_factor=0., by_epoch=True, begin=0, end=5,
          convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=5, eta_min=5e-6,
-         convert_to_iter_based=True),
+    # the floor scaled by each group's layer decay like its lr
+    # (itpn_pixel util/lr_sched.py:14-18)
+    dict(type='LayerDecayCosineAnnealingLR', by_epoch=True, begin=5,
+         eta_min=5e-6, convert_to_iter_based=True),
 ]

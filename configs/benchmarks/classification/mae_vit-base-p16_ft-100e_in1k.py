@@ -89,8 +89,10 @@ optim_wrapper = dict(
 param_scheduler = [
     dict(type='LinearWarmupLR', start_factor=0., by_epoch=True, begin=0, end=5,
          convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=5, eta_min=1e-6,
-         convert_to_iter_based=True),
+    # the floor scaled by each group's layer decay like its lr
+    # (lr_sched.py:14-18)
+    dict(type='LayerDecayCosineAnnealingLR', by_epoch=True, begin=5,
+         eta_min=1e-6, convert_to_iter_based=True),
 ]
 train_cfg = dict(by_epoch=True, max_epochs=100)
 default_hooks = dict(

@@ -1,5 +1,7 @@
-"""LinearWarmupLR: the references' warm-up rules at every iteration, chained
-with mmengine's cosine, per layer-decay group, and across a resume."""
+"""mmmim's lr schedulers against the references' rules at every iteration:
+LinearWarmupLR (chained with mmengine's cosine, per layer-decay group,
+across a resume) and LayerDecayCosineAnnealingLR (the floor scaled per
+group)."""
 import math
 
 import numpy as np
@@ -7,14 +9,18 @@ import pytest
 import torch
 from mmengine.optim import CosineAnnealingLR
 
-from mmmim.engine import LinearWarmupLR
+from mmmim.engine import LayerDecayCosineAnnealingLR, LinearWarmupLR
 from mmpretrain.registry import PARAM_SCHEDULERS
 
 
-def optimizer(lrs=(1.0, )):
+def optimizer(lrs=(1.0, ), scales=None):
+    """One group per lr, with ``lr_scale`` as the layer-decay constructor
+    sets it when ``scales`` are given."""
     params = [torch.nn.Parameter(torch.zeros(1)) for _ in lrs]
-    return torch.optim.SGD([dict(params=[p], lr=lr)
-                            for p, lr in zip(params, lrs)], lr=lrs[0])
+    groups = [dict(params=[p], lr=lr) for p, lr in zip(params, lrs)]
+    for group, scale in zip(groups, scales or ()):
+        group['lr_scale'] = scale
+    return torch.optim.SGD(groups, lr=lrs[0])
 
 
 def run(opt, schedulers, steps):
@@ -147,3 +153,49 @@ def test_bad_arguments_are_refused():
         LinearWarmupLR(opt, end=4, end_factor=0.5)
     with pytest.raises(ValueError, match='at least 2 steps'):
         LinearWarmupLR(opt, end=1, linspace=True)
+
+
+def test_layer_decay_cosine_floor_scales_with_each_group():
+    """mae util/lr_sched.py:14-18: one lr, min_lr + (lr - min_lr) cos, times
+    each group's lr_scale; a warm-up first, as the fine-tuning configs."""
+    lr, min_lr, scales = 2e-3, 1e-6, (1.0, 0.65, 0.65**13)
+    opt = optimizer([lr * s for s in scales], scales)
+    schedulers = [
+        build(dict(type='LinearWarmupLR', by_epoch=True, begin=0, end=1,
+                   convert_to_iter_based=True), opt, 4),
+        build(dict(type='LayerDecayCosineAnnealingLR', eta_min=min_lr,
+                   by_epoch=True, begin=1, end=5, convert_to_iter_based=True),
+              opt, 4)]
+    got = run(opt, schedulers, 20)
+    expected = np.array([[mae_lr(i / 4, lr, 1, 5, min_lr) * s for s in scales]
+                         for i in range(20)])
+    np.testing.assert_allclose(got, expected, rtol=1e-9)
+    # mmengine's absolute floor takes the lowest group to min_lr instead
+    opt = optimizer([lr * s for s in scales], scales)
+    plain = run(opt, [build(dict(type='CosineAnnealingLR', eta_min=min_lr,
+                                 by_epoch=False, begin=0, end=16), opt, 1)],
+                16)
+    assert plain[-1, 2] > 10 * expected[-1, 2]
+
+
+def test_layer_decay_cosine_keeps_an_auto_scaled_floor_absolute():
+    """After ``--auto-scale-lr`` (every group's lr x 2 before the schedulers
+    are built) the floor stays min_lr x lr_scale, as the reference's
+    absolute ``--min_lr`` does."""
+    lr, min_lr, scales, steps = 2e-3, 1e-6, (1.0, 0.5), 10
+    opt = optimizer([2 * lr * s for s in scales], scales)
+    got = run(opt, [build(dict(type='LayerDecayCosineAnnealingLR',
+                               eta_min=min_lr, by_epoch=False, begin=0,
+                               end=steps), opt, 1)], steps)
+    cos = [(1 + math.cos(math.pi * t / steps)) / 2 for t in range(steps)]
+    expected = [[min_lr * s + (2 * lr - min_lr) * s * c for s in scales]
+                for c in cos]
+    np.testing.assert_allclose(got, expected, rtol=1e-9)
+
+
+def test_layer_decay_cosine_needs_consistent_groups():
+    opt = optimizer((1e-3, 1e-3), (1.0, 0.5))  # lr not scaled by lr_scale
+    with pytest.raises(ValueError, match='lr / lr_scale differ'):
+        LayerDecayCosineAnnealingLR(opt, eta_min=1e-6, end=10)
+    with pytest.raises(ValueError, match='takes eta_min'):
+        LayerDecayCosineAnnealingLR(optimizer(), eta_min_ratio=0.1, end=10)
