@@ -42,6 +42,7 @@ FINETUNE_KEYMAP = KeyMap(
     ],
     block_renames=MAE_KEYMAP.block_renames)
 
+
 def tiny_classifier(k):
     """The fixture's model in the config's classifier (in place): its size,
     no drop path, no pre-trained checkpoint (the Runner loads the

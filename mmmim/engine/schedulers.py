@@ -48,8 +48,16 @@ class LinearWarmupLR(LinearLR):
                          end=end + 1, **kwargs)
 
     def _get_value(self):
-        progress = min(self.last_step, self.warmup_steps) / self.warmup_steps
-        factor = self.start_factor + (1. - self.start_factor) * progress
+        t = self.last_step
+        if t >= self.warmup_steps:
+            return list(self.base_values)
+        if self.linspace:
+            # numpy's arithmetic, to the last bit: t x step + start
+            return [t * ((base - base * self.start_factor) /
+                         self.warmup_steps) + base * self.start_factor
+                    for base in self.base_values]
+        factor = self.start_factor + (1. - self.start_factor) * (
+            t / self.warmup_steps)
         return [base * factor for base in self.base_values]
 
 

@@ -33,6 +33,7 @@ which does not import on Python 3.11, so 0.6.13);
 import argparse
 import collections.abc
 import contextlib
+import importlib.util
 import math
 import os
 import os.path as osp
@@ -71,6 +72,18 @@ def install_torch_six():
     six.int_classes = int
     six.container_abcs = collections.abc
     sys.modules['torch._six'] = six
+
+
+def install_pkg_resources():
+    """iTPN's ``itpn_clip/clip/clip.py:6`` takes ``packaging`` from
+    ``pkg_resources`` (gone from setuptools 81 on) to compare torch
+    versions: pip's vendored copy of the same package stands in."""
+    if importlib.util.find_spec('pkg_resources') is None:
+        import pip._vendor.packaging as packaging
+        import pip._vendor.packaging.version  # noqa: F401
+        module = types.ModuleType('pkg_resources')
+        module.packaging = packaging
+        sys.modules['pkg_resources'] = module
 
 
 def perturb(model, seed, std=0.02, skip=('pos_embed', )):
@@ -636,6 +649,7 @@ def run_child(name, args):
     repo, subdir, timm, fn = CASES[name]
     repo_path = osp.join(args.refs, repo)
     install_torch_six()
+    install_pkg_resources()
     timm_path = getattr(args, 'timm_' + timm.replace('.', '_'))
     if not timm_path:
         sys.exit(f'{name} needs --timm-{timm}')
