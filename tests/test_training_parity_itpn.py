@@ -10,9 +10,9 @@ import torch
 from mmpretrain.registry import MODELS
 
 from .test_reference_parity import config_model, converter, rel_err
-from .training_parity import (assert_close, assert_weights_moved_alike,
-                              groups_by_name, load_training_fixture,
-                              reference_lr, save_initial_checkpoint,
+from .training_parity import (assert_close, assert_lrs_are_reference,
+                              assert_weights_moved_alike, groups_by_name,
+                              load_training_fixture, save_initial_checkpoint,
                               train_like_fixture)
 
 CONFIG = 'itpn/itpn-base_pixel_800e.py'
@@ -84,14 +84,7 @@ def test_itpn_pixel_weight_decay_groups_match_reference(trained):
 
 def test_itpn_pixel_lr_of_every_step_matches_reference(trained):
     fx, _, _, _, log = trained
-    ref, sched = fx['outputs'], fx['meta']['schedule']
-    steps = sched['epochs'] * sched['iters_per_epoch']
-    assert len(log.lrs) == steps == len(ref['lrs'])
-    for step, (lrs, ref_lrs) in enumerate(zip(log.lrs, ref['lrs'])):
-        assert ref_lrs.tolist() == [reference_lr(step, sched)] * 2
-        # mmengine makes a group per parameter: all at the reference's lr
-        assert lrs == pytest.approx([float(ref_lrs[0])] * len(lrs),
-                                    rel=1e-12, abs=1e-15)
+    assert_lrs_are_reference(log, fx)
 
 
 def test_itpn_pixel_loss_of_every_step_matches_reference(trained):

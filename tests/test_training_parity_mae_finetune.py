@@ -26,7 +26,7 @@ from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
 from mmmim.converters import MAE_KEYMAP, KeyMap
-from .test_reference_parity import ROOT
+from .test_reference_parity import ROOT, vit_arch
 from .training_parity import (assert_close, assert_weights_moved_alike,
                               load_training_fixture, save_initial_checkpoint,
                               train_like_fixture)
@@ -53,10 +53,7 @@ def tiny_classifier(k):
 
     def make_tiny(model):
         model.backbone.update(
-            arch=dict(embed_dims=k['embed_dim'], num_layers=k['depth'],
-                      num_heads=k['num_heads'],
-                      feedforward_channels=int(k['embed_dim'] *
-                                               k['mlp_ratio'])),
+            arch=vit_arch(k),
             img_size=k['img_size'], patch_size=k['patch_size'],
             drop_path_rate=0., init_cfg=None)
         model.head.update(in_channels=k['embed_dim'],

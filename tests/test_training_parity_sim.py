@@ -10,12 +10,11 @@ import pytest
 import torch
 from mmengine.hooks import Hook
 
-from .test_reference_parity import converter
-from .training_parity import (TOL, assert_close,
+from .test_reference_parity import converter, vit_arch
+from .training_parity import (TOL, assert_close, assert_lrs_are_reference,
                               assert_weights_moved_alike, groups_by_name,
-                              load_training_fixture, reference_lr,
-                              save_initial_checkpoint, train_like_fixture,
-                              without_key_bias)
+                              load_training_fixture, save_initial_checkpoint,
+                              train_like_fixture, without_key_bias)
 
 CONFIG = 'sim/sim-vit-base_1600e.py'
 
@@ -26,10 +25,7 @@ def tiny_sim(k, args):
 
     def make_tiny(model):
         model.backbone.update(
-            arch=dict(embed_dims=k['embed_dim'], num_layers=k['depth'],
-                      num_heads=k['num_heads'],
-                      feedforward_channels=int(k['embed_dim'] *
-                                               k['mlp_ratio'])),
+            arch=vit_arch(k),
             img_size=k['img_size'], patch_size=k['patch_size'])
         model.head.update(
             in_channels=k['embed_dim'], embed_dims=args['decoder_embed_dim'],
@@ -125,14 +121,10 @@ def test_sim_weight_decay_groups_match_reference(trained):
 def test_sim_lr_and_momentum_every_step_match_reference(trained):
     fx, log = trained['fx'], trained['log']
     ref, sched = fx['outputs'], fx['meta']['schedule']
-    steps = sched['epochs'] * sched['iters_per_epoch']
-    assert len(log.lrs) == steps == len(ref['lrs'])
-    for step, (lrs, ref_lrs) in enumerate(zip(log.lrs, ref['lrs'])):
-        assert ref_lrs.tolist() == [reference_lr(step, sched)] * 2
-        assert lrs == pytest.approx([float(ref_lrs[0])] * len(lrs),
-                                    rel=1e-12, abs=1e-15)
+    assert_lrs_are_reference(log, fx)
     # the cosine momentum of the fractional epoch, set before each step
     ours = trained['momentum'].momenta
+    steps = sched['epochs'] * sched['iters_per_epoch']
     assert ref['momentum'].tolist() == [reference_momentum(s, sched)
                                         for s in range(steps)]
     assert ours == pytest.approx(ref['momentum'].tolist(), rel=1e-15)

@@ -12,7 +12,7 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 
 from mmmim.converters import SIMMIM_KEYMAP
-from .test_reference_parity import ROOT
+from .test_reference_parity import ROOT, vit_arch
 from .training_parity import (assert_close, groups_by_name,
                               load_training_fixture, save_initial_checkpoint,
                               train_like_fixture)
@@ -26,10 +26,7 @@ def tiny_simmim(k, stride):
 
     def make_tiny(model):
         model.backbone.update(
-            arch=dict(embed_dims=k['embed_dim'], num_layers=k['depth'],
-                      num_heads=k['num_heads'],
-                      feedforward_channels=int(k['embed_dim'] *
-                                               k['mlp_ratio'])),
+            arch=vit_arch(k),
             img_size=k['img_size'], patch_size=k['patch_size'],
             drop_path_rate=0.)
         model.neck.update(in_channels=k['embed_dim'], encoder_stride=stride)

@@ -13,6 +13,7 @@ normalised.
 """
 import math
 
+import pytest
 import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
@@ -21,7 +22,8 @@ from torch.utils.data import Dataset
 from mmmim.engine import ResilientRunner
 from mmpretrain.registry import DATASETS
 from mmpretrain.structures import DataSample
-from .test_reference_parity import FIXTURES, ROOT, as_float32, rel_err
+from .test_reference_parity import (FIXTURES, ROOT, as_float32, rel_err,
+                                    vit_arch)
 
 #: steps compound rounding differences; the Runner's losses, lrs and weight
 #: changes agree with the reference's to this (relative to the largest)
@@ -171,6 +173,19 @@ def reference_lr(step, sched):
         1 + math.cos(math.pi * (epoch - warmup) / (epochs - warmup)))
 
 
+def assert_lrs_are_reference(log, fx):
+    """Every step's lr, in every one of the Runner's groups (mmengine makes
+    a group per parameter), is the reference's, which is
+    :func:`reference_lr` (the fixture's two groups alike)."""
+    ref, sched = fx['outputs']['lrs'], fx['meta']['schedule']
+    steps = sched['epochs'] * sched['iters_per_epoch']
+    assert len(log.lrs) == steps == len(ref)
+    for step, (lrs, ref_lrs) in enumerate(zip(log.lrs, ref)):
+        assert ref_lrs.tolist() == [reference_lr(step, sched)] * 2
+        assert lrs == pytest.approx([float(ref_lrs[0])] * len(lrs),
+                                    rel=1e-12, abs=1e-15), f'lr at {step}'
+
+
 def tiny_mae(k):
     """A fixture's MAE-style model size (``k``: the reference's kwargs) in
     the config's model, in place: encoder and reconstruction decoder."""
@@ -178,10 +193,7 @@ def tiny_mae(k):
 
     def make_tiny(model):
         model.backbone.update(
-            arch=dict(embed_dims=k['embed_dim'], num_layers=k['depth'],
-                      num_heads=k['num_heads'],
-                      feedforward_channels=int(k['embed_dim'] *
-                                               k['mlp_ratio'])),
+            arch=vit_arch(k),
             img_size=k['img_size'], patch_size=k['patch_size'])
         model.neck.update(
             num_patches=grid * grid, patch_size=k['patch_size'],
