@@ -106,21 +106,14 @@ def initial_checkpoint(fx):
         dict(state_dict=state, ema_state_dict=state))['state_dict']
 
 
-def run(fx, tmp_path, model=None):
-    """The config through the Runner on the fixture's batches and masks;
-    ``model`` (a function) changes its model config (for mutations)."""
+def run(fx, tmp_path):
+    """The config through the Runner on the fixture's batches and masks."""
     grid = fx['meta']['kwargs']['img_size'] // fx['meta']['kwargs'][
         'patch_size']
-    make_tiny = tiny_hpm(fx)
-
-    def configure(cfg_model):
-        make_tiny(cfg_model)
-        if model is not None:
-            model(cfg_model)
     initial = initial_checkpoint(fx)
     mining, scalars = TeacherMining(), StepScalars()
     runner, log = train_like_fixture(
-        CONFIG, fx, configure, tmp_path, inputs=fx['inputs']['img'],
+        CONFIG, fx, tiny_hpm(fx), tmp_path, inputs=fx['inputs']['img'],
         load_from=save_initial_checkpoint(initial, tmp_path),
         hooks=[ReferenceMasks(fx['inputs']['mask'], grid), mining,
                scalars])
